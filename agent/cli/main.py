@@ -1,0 +1,133 @@
+"""`hearth` entry point: parser, common options, one-line errors, exit codes.
+
+Exit codes: 0 ok, 1 a Hearth error (the message says what to do), 2 usage, 130 Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from agent import blas, offline, paths
+
+Handler = Callable[[argparse.Namespace], int]
+
+COMMAND_MODULES = (
+    "agent.cli.chat_cmds",
+    "agent.cli.doctor",
+    "agent.cli.models_cmds",
+    "agent.cli.memory_cmds",
+    "agent.cli.adapters_cmds",
+    "agent.cli.eval_cmds",
+)
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", metavar="PATH|REPO",
+                        help="an mlx-lm model folder (default: the bundled SmolLM2-135M-Instruct)")
+    parser.add_argument("--allow-download", action="store_true",
+                        help="allow fetching --model from the Hugging Face hub (off by default)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hearth",
+        description="A private assistant that lives on this machine and learns you. "
+        "With no command, opens the chat app.",
+        epilog="Data lives in $HEARTH_HOME if set, else the platform's data directory "
+        "(see `hearth doctor`). Nothing leaves this machine unless you pass --allow-download.",
+    )
+    add_model_options(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    import importlib
+
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue  # a command group not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    from agent.errors import HearthError
+
+    if isinstance(exc, HearthError):
+        return True
+    top = type(exc).__module__.split(".")[0]
+    return top in ("memory", "adapters", "tui") and type(exc).__name__.endswith("Error")
+
+
+def _log_crash(exc: BaseException) -> str:
+    try:
+        log = paths.logs_dir() / "crash.log"
+        with log.open("a") as fh:
+            fh.write(f"--- {datetime.now(UTC).isoformat()} {' '.join(sys.argv)}\n")
+            fh.write("".join(traceback.format_exception(exc)))
+        return str(log)
+    except OSError:
+        return "(could not write the crash log)"
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        from agent.cli.chat_cmds import open_app
+
+        return open_app(args)
+    return handler(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    paths.private_umask()
+    blas.ensure()  # before anything imports MLX
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "allow_download", False):
+        offline.enable()
+    try:
+        return run(args, parser)
+    except KeyboardInterrupt:
+        print("hearth: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line
+        if _is_user_error(exc):
+            print(f"hearth: {exc}", file=sys.stderr)
+        else:
+            where = _log_crash(exc)
+            print(f"hearth: internal error: {type(exc).__name__}: {exc} (details in {where})",
+                  file=sys.stderr)
+        return 1
+
+
+def entry() -> None:  # pragma: no cover
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+
+def progress_bar(desc: str) -> Any:
+    """A tqdm-backed `(done, total)` callback for long work, drawn on stderr."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit="step", file=sys.stderr, leave=False, dynamic_ncols=True)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return update
