@@ -150,8 +150,11 @@ def convert_tensors(
                 assert quant is not None
                 quant[target] = {"group_size": 32, "bits": bits}
             else:
-                deq = mx.dequantize(w, scales, biases, group_size=32, bits=bits)
-                tensors = {"weight": deq.astype(mx.float32)}
+                # dequantize in float32: MLX's output dtype follows the (float16) scales
+                deq = mx.dequantize(
+                    w, scales.astype(mx.float32), biases.astype(mx.float32), group_size=32, bits=bits
+                )
+                tensors = {"weight": deq}
         else:
             tensors = {"weight": w.astype(mx.float32)}
         for suffix, t in tensors.items():

@@ -35,3 +35,41 @@ def bundled_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("models") / "smollm2-f32"
     return convert.convert_gguf(convert.bundled_gguf(), out, model_id=convert.BUNDLED_ID)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Llama (2 layers, hidden 64) with the real SmolLM2 tokenizer: fast tests."""
+    import json
+
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_lm.models import llama
+
+    from agent import convert
+    from agent.gguf_tokenizer import save_tokenizer
+
+    out = tmp_path_factory.mktemp("tiny") / "tiny-llama"
+    out.mkdir()
+    _, meta = mx.load(str(convert.bundled_gguf()), return_metadata=True)
+    save_tokenizer(meta, out)
+    config = {
+        "model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "vocab_size": 49152,
+        "max_position_embeddings": 512, "tie_word_embeddings": True,
+    }
+    mx.random.seed(0)
+    model = llama.Model(llama.ModelArgs.from_dict(config))
+    mx.eval(model.parameters())
+    mx.save_safetensors(str(out / "model.safetensors"), dict(tree_flatten(model.parameters())))
+    (out / "config.json").write_text(json.dumps(config))
+    return out
+
+
+@pytest.fixture
+def tiny_runtime(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
+    from agent.models import ModelRef
+    from agent.runtime import Runtime
+
+    return Runtime.load(ModelRef("tiny", tiny_model_dir, "tiny-checksum"))
