@@ -1,0 +1,135 @@
+"""Typed, read-only views of stored rows, and the JSON helpers used for JSON columns.
+
+Each record is a frozen dataclass built from a sqlite row dict (`from_row`). Records carry
+no database handle; they do not load or save anything themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, is_dataclass
+from typing import Any
+
+
+def to_json(value: Any) -> str | None:
+    """JSON text for a column (None stays NULL); dataclasses become dicts."""
+    if value is None:
+        return None
+    return json.dumps(_plain(value), ensure_ascii=False, separators=(",", ":"))
+
+
+def from_json(text: str | None, default: Any = None) -> Any:
+    return default if text is None else json.loads(text)
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class ConversationRecord:
+    id: str
+    title: str | None
+    created_at: str
+    updated_at: str
+    n_messages: int = 0
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    """One stored message. `feedback` is the latest feedback kind (None if none) and
+    `edited_text` the latest correction."""
+
+    id: str
+    conversation_id: str
+    role: str
+    text: str
+    created_at: str
+    model_id: str | None = None
+    adapter_version: str | None = None
+    prompt_version: int | None = None
+    prompt_messages: list[dict[str, str]] | None = None
+    hits: list[dict[str, Any]] | None = None
+    tokens_prompt: int | None = None
+    tokens_completion: int | None = None
+    latency_ms: float | None = None
+    tokens_per_s: float | None = None
+    feedback: str | None = None
+    edited_text: str | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> MessageRecord:
+        data = dict(row)
+        data["prompt_messages"] = from_json(data.get("prompt_messages"))
+        data["hits"] = from_json(data.get("hits"))
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A training example: the exact prompt the model saw and the answer to learn.
+
+    `target` is the user's latest correction when there is one, else the answer itself;
+    `created_at` is when it was (last) accepted or edited; `forgotten` is True when part of
+    its prompt was forgotten since (it must not be trained on any more).
+    """
+
+    message_id: str
+    prompt_messages: list[dict[str, str]]
+    target: str
+    created_at: str
+    forgotten: bool = False
+
+
+@dataclass(frozen=True)
+class MemoryRecord:
+    """A fact or preference. `origin` is typed / conversation / import; `source_message_id`
+    is the message it came from (None when typed, or when that message was forgotten)."""
+
+    id: str
+    text: str
+    kind: str
+    origin: str
+    source_message_id: str | None
+    created_at: str
+    updated_at: str
+    superseded_by: str | None
+    pinned: bool
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> MemoryRecord:
+        data = {k: v for k, v in row.items() if k in cls.__dataclass_fields__}
+        data["pinned"] = bool(data["pinned"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    id: str
+    path: str
+    content_hash: str
+    mtime: float
+    size: int
+    created_at: str
+    updated_at: str
+    n_chunks: int = 0
+
+
+@dataclass(frozen=True)
+class ForgetReport:
+    """What a forget removed (ids only) and whether the bytes left the disk.
+
+    `purged` is False when another process kept the WAL open; the freed pages are zeroed
+    anyway and the next checkpoint truncates the WAL."""
+
+    kind: str
+    ids: list[str]
+    scrubbed_messages: list[str] = field(default_factory=list)
+    flagged_examples: list[str] = field(default_factory=list)
+    purged: bool = True

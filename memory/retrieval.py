@@ -1,0 +1,334 @@
+"""Hybrid retrieval: FTS5/BM25 and cosine similarity, fused by reciprocal rank.
+
+For each kind asked for (memory, document, history) two ranked candidate lists are made: BM25
+over the FTS5 index (the user's text turned into a safe OR-query of quoted words, so quotes,
+operators or any unicode never raise), and cosine over the in-memory vector matrix. Each
+list adds weight / (60 + rank) to a candidate; the best `k` become `Hit`s with a provenance
+label. Superseded memories, system messages and rejected answers are never returned.
+
+`similar_accepted` picks the accepted answers whose question is most like the query, for
+few-shot examples. This module does not decide how hits are shown to the model (`agent/`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import PurePath
+from typing import Any
+
+import numpy as np
+from sqlite_utils import Database
+
+from memory.embed import EmbedderLike
+from memory.errors import StoreError
+from memory.history import accepted_examples
+from memory.ids import day
+from memory.records import Accepted
+from memory.vectors import VectorIndex, embed_pending, pending_count
+
+KINDS = ("memory", "document", "history")
+OWNER = {"memory": "memory", "document": "chunk", "history": "message"}
+FTS_TABLE = {"memory": "memories_fts", "document": "chunks_fts", "history": "messages_fts"}
+CONTENT_TABLE = {"memory": "memories", "document": "chunks", "history": "messages"}
+RRF_K = 60
+WORD = re.compile(r"\w+", re.UNICODE)
+MAX_TERMS = 16
+STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "so",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved item. `score` is the fused RRF score (higher is better); `source` is a
+    label for the user, e.g. "memory (typed by you, 2026-11-23)" or "doc notes.md #3"."""
+
+    kind: str
+    id: str
+    text: str
+    score: float
+    source: str
+    created_at: str
+    cosine: float | None = None
+    lexical_rank: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def fts_query(text: str, max_terms: int = MAX_TERMS) -> str | None:
+    """The user's text as a safe FTS5 query: distinct words, quoted, OR-ed; stopwords dropped
+    unless nothing else is left. None when there is no word at all.
+
+    >>> fts_query('What does "NEAR(x" mean? AND/OR')
+    '"near" OR "x" OR "mean"'
+    """
+    words = list(dict.fromkeys(w.lower() for w in WORD.findall(text)))
+    terms = [w for w in words if w not in STOPWORDS] or words
+    if not terms:
+        return None
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms[:max_terms])
+
+
+def lexical_candidates(db: Database, kind: str, match: str, n: int) -> list[str]:
+    """Ids of the `n` best BM25 matches of `match` in one kind's FTS index, best first."""
+    fts, table = FTS_TABLE[kind], CONTENT_TABLE[kind]
+    sql = (
+        f"SELECT t.id FROM (SELECT rowid, rank FROM [{fts}] WHERE [{fts}] MATCH ? "
+        f"ORDER BY rank LIMIT ?) f JOIN [{table}] t ON t.rowid = f.rowid ORDER BY f.rank"
+    )
+    return [row[0] for row in db.execute(sql, [match, n])]
+
+
+def _fetch_memories(db: Database, ids: list[str]) -> dict[str, tuple[str, str, str]]:
+    marks = ", ".join("?" for _ in ids)
+    labels = {"typed": "typed by you", "conversation": "from a conversation", "import": "imported"}
+    rows = db.execute(
+        f"SELECT id, text, origin, created_at FROM memories WHERE id IN ({marks}) "
+        "AND superseded_by IS NULL",
+        ids,
+    )
+    return {
+        mid: (text, f"memory ({labels.get(origin, origin)}, {day(created)})", created)
+        for mid, text, origin, created in rows
+    }
+
+
+def _fetch_chunks(db: Database, ids: list[str]) -> dict[str, tuple[str, str, str]]:
+    marks = ", ".join("?" for _ in ids)
+    rows = db.execute(
+        f"SELECT c.id, c.text, c.ordinal, d.path, d.updated_at FROM chunks c "
+        f"JOIN documents d ON d.id = c.document_id WHERE c.id IN ({marks})",
+        ids,
+    )
+    return {
+        cid: (text, f"doc {PurePath(path).name} #{ordinal + 1}", updated)
+        for cid, text, ordinal, path, updated in rows
+    }
+
+
+def _fetch_messages(
+    db: Database, ids: list[str], exclude_conversation_id: str | None
+) -> dict[str, tuple[str, str, str]]:
+    marks = ", ".join("?" for _ in ids)
+    rows = db.execute(
+        f"SELECT m.id, m.text, m.role, m.created_at, m.conversation_id, "
+        f"(SELECT kind FROM feedback f WHERE f.message_id = m.id ORDER BY f.id DESC LIMIT 1) "
+        f"FROM messages m WHERE m.id IN ({marks}) AND m.role != 'system'",
+        ids,
+    )
+    found = {}
+    for mid, text, role, created, conversation_id, feedback in rows:
+        if feedback == "rejected" or conversation_id == exclude_conversation_id:
+            continue
+        label = "past answer" if role == "assistant" else "your message"
+        found[mid] = (text, f"{label} {day(created)}", created)
+    return found
+
+
+class Retriever:
+    """Hybrid search over one database with one embedder; owns the in-memory vectors."""
+
+    def __init__(self, db: Database, embedder: EmbedderLike, candidates: int = 50) -> None:
+        self.db = db
+        self.embedder = embedder
+        self.candidates = candidates
+        self.index = VectorIndex(embedder.model_name, embedder.dim)
+        self.weights = {"memory": 1.0, "document": 1.0, "history": 0.8}
+        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def refresh(self) -> None:
+        """Embed anything queued, then bring the in-memory matrices up to date."""
+        if pending_count(self.db):
+            embed_pending(self.db, self.embedder)
+        self.index.sync(self.db)
+
+    def query_vector(self, query: str) -> np.ndarray:
+        cached = self._query_cache.get(query)
+        if cached is None:
+            cached = self.embedder.embed([query])[0]
+            self._query_cache[query] = cached
+            if len(self._query_cache) > 64:
+                self._query_cache.popitem(last=False)
+        else:
+            self._query_cache.move_to_end(query)
+        return cached
+
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        kinds: Iterable[str] | None = None,
+        exclude_conversation_id: str | None = None,
+        min_similarity: float | None = None,
+    ) -> list[Hit]:
+        """The `k` best hits for `query` across `kinds` (default: all three)."""
+        chosen = _check_kinds(kinds)
+        if k <= 0 or not query.strip():
+            return []
+        self.refresh()
+        floor = self.embedder.min_similarity if min_similarity is None else min_similarity
+        qvec = self.query_vector(query)
+        match = fts_query(query)
+        scores: dict[tuple[str, str], float] = {}
+        cosines: dict[tuple[str, str], float] = {}
+        lexical: dict[tuple[str, str], int] = {}
+        for kind in chosen:
+            weight = self.weights[kind]
+            if match:
+                for rank, oid in enumerate(
+                    lexical_candidates(self.db, kind, match, self.candidates)
+                ):
+                    scores[(kind, oid)] = scores.get((kind, oid), 0.0) + weight / (RRF_K + rank + 1)
+                    lexical[(kind, oid)] = rank + 1
+            for rank, (oid, sim) in enumerate(
+                self.index.top(OWNER[kind], qvec, self.candidates, floor)
+            ):
+                scores[(kind, oid)] = scores.get((kind, oid), 0.0) + weight / (RRF_K + rank + 1)
+                cosines[(kind, oid)] = sim
+        details = self._details(scores, exclude_conversation_id)
+        ranked = sorted(
+            (key for key in scores if key in details), key=lambda key: (-scores[key], key)
+        )
+        return [
+            Hit(
+                kind=key[0],
+                id=key[1],
+                text=details[key][0],
+                score=scores[key],
+                source=details[key][1],
+                created_at=details[key][2],
+                cosine=cosines.get(key),
+                lexical_rank=lexical.get(key),
+            )
+            for key in ranked[:k]
+        ]
+
+    def _details(
+        self, scores: dict[tuple[str, str], float], exclude_conversation_id: str | None
+    ) -> dict[tuple[str, str], tuple[str, str, str]]:
+        by_kind: dict[str, list[str]] = {}
+        for kind, oid in scores:
+            by_kind.setdefault(kind, []).append(oid)
+        found: dict[tuple[str, str], tuple[str, str, str]] = {}
+        for kind, ids in by_kind.items():
+            if kind == "memory":
+                rows = _fetch_memories(self.db, ids)
+            elif kind == "document":
+                rows = _fetch_chunks(self.db, ids)
+            else:
+                rows = _fetch_messages(self.db, ids, exclude_conversation_id)
+            found.update(((kind, oid), value) for oid, value in rows.items())
+        return found
+
+    def similar_accepted(self, query: str, k: int = 2) -> list[Accepted]:
+        """Accepted answers (not forgotten) whose question is most similar to `query`."""
+        if k <= 0 or not query.strip():
+            return []
+        examples = accepted_examples(self.db)
+        if not examples:
+            return []
+        self.refresh()
+        questions = _question_ids(self.db, [e.message_id for e in examples])
+        sims = self.index.kinds["message"].similarities(
+            list(questions.values()), self.query_vector(query)
+        )
+        scored = [
+            (sims[questions[e.message_id]], i, e)
+            for i, e in enumerate(examples)
+            if questions.get(e.message_id) in sims
+        ]
+        scored = [s for s in scored if s[0] >= self.embedder.min_similarity]
+        scored.sort(key=lambda s: (-s[0], -s[1]))
+        return [e for _, _, e in scored[:k]]
+
+
+def _question_ids(db: Database, answer_ids: Sequence[str]) -> dict[str, str]:
+    """For each answer id, the id of the user message just before it in its conversation."""
+    found: dict[str, str] = {}
+    for start in range(0, len(answer_ids), 500):
+        batch = list(answer_ids[start : start + 500])
+        marks = ", ".join("?" for _ in batch)
+        rows = db.execute(
+            "SELECT a.id, (SELECT u.id FROM messages u WHERE u.conversation_id = a.conversation_id "
+            "AND u.role = 'user' AND u.id < a.id ORDER BY u.id DESC LIMIT 1) "
+            f"FROM messages a WHERE a.id IN ({marks})",
+            batch,
+        )
+        found.update((aid, qid) for aid, qid in rows if qid is not None)
+    return found
+
+
+def _check_kinds(kinds: Iterable[str] | None) -> tuple[str, ...]:
+    if kinds is None:
+        return KINDS
+    chosen = tuple(dict.fromkeys([kinds] if isinstance(kinds, str) else kinds))
+    unknown = [k for k in chosen if k not in KINDS]
+    if unknown:
+        raise StoreError(f"Unknown search kind(s) {', '.join(unknown)}; use {', '.join(KINDS)}.")
+    return chosen

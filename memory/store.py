@@ -1,0 +1,367 @@
+"""`Store`: the one object other packages use to read and write Hearth's database.
+
+A thin, thread-safe facade over this package's modules (see docs/architecture.md for the
+contract): every public method takes the store's lock, runs one module function, and turns
+SQLite errors into `StoreError`s that say what to do. Opening migrates the schema but loads
+no model; the embedder (default: the real one) is loaded on the first search or embedding.
+
+It holds no SQL of its own beyond counts for `stats()`.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from sqlite_utils import Database
+
+from agent import paths
+from memory import export, forget, history, ingest, memories, registry, vectors
+from memory.db import corrupt_error, fix_permissions, open_database, purge_disk
+from memory.embed import Embedder, EmbedderLike
+from memory.errors import StoreError
+from memory.memories import Suggestion, suggest_memories
+from memory.migrations import migrate
+from memory.records import (
+    Accepted,
+    ConversationRecord,
+    DocumentRecord,
+    ForgetReport,
+    MemoryRecord,
+    MessageRecord,
+)
+from memory.retrieval import Hit, Retriever
+
+__all__ = ["Accepted", "Hit", "Store", "StoreError", "Suggestion"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _translate(exc: sqlite3.Error, path: Path) -> StoreError:
+    message = str(exc)
+    if "locked" in message or "busy" in message:
+        return StoreError(
+            "The database is busy (another Hearth process is writing); try again in a moment."
+        )
+    if "malformed" in message or "not a database" in message:
+        return corrupt_error(path, exc)
+    if isinstance(exc, sqlite3.IntegrityError):
+        return StoreError(f"That change breaks a database rule ({message}); check the ids given.")
+    return StoreError(f"Database error ({message}); run `hearth doctor` and report it if it stays.")
+
+
+def _locked(method: Callable[Concatenate[Store, P], R]) -> Callable[Concatenate[Store, P], R]:
+    @functools.wraps(method)
+    def wrapper(self: Store, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._lock:
+            if self._db is None:
+                raise StoreError("This store is closed; open it again with Store.open().")
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
+
+    return wrapper
+
+
+class Store:
+    """Hearth's database: conversations, feedback, memories, documents, retrieval, registry."""
+
+    def __init__(self, db: Database, path: Path, embedder: EmbedderLike) -> None:
+        self._db: Database | None = db
+        self.path = path
+        self.embedder = embedder
+        self._lock = threading.RLock()
+        self.retriever = Retriever(db, embedder)
+
+    @classmethod
+    def open(cls, path: Path | str | None = None, embedder: EmbedderLike | None = None) -> Store:
+        """Open (creating and migrating if needed) the database; default `paths.db_path()`."""
+        target = Path(path).expanduser() if path is not None else paths.db_path()
+        db = open_database(target)
+        try:
+            migrate(db)
+            store = cls(db, target, embedder or Embedder())
+            store._note_embedding_model()
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise _translate(exc, target) from None
+        except BaseException:
+            db.close()
+            raise
+        fix_permissions(target)
+        return store
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            raise StoreError("This store is closed; open it again with Store.open().")
+        return self._db
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+                fix_permissions(self.path)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _note_embedding_model(self) -> None:
+        """Queue everything for re-embedding when the embedding model changed."""
+        previous = registry.get_setting(self.db, "embedding_model")
+        if previous != self.embedder.model_name:
+            if previous is not None:
+                vectors.enqueue_all(self.db)
+            registry.set_setting(self.db, "embedding_model", self.embedder.model_name)
+
+    # -- conversations and messages -----------------------------------------------------------
+
+    @_locked
+    def new_conversation(self, title: str | None = None) -> str:
+        return history.new_conversation(self.db, title)
+
+    @_locked
+    def set_conversation_title(self, conversation_id: str, title: str | None) -> None:
+        history.set_conversation_title(self.db, conversation_id, title)
+
+    @_locked
+    def add_message(self, conversation_id: str, role: str, text: str, **meta: Any) -> str:
+        """Record a message; meta: model_id, adapter_version, prompt_version, prompt_messages,
+        hits (Hit objects or dicts), tokens_prompt, tokens_completion, latency_ms, tokens_per_s."""
+        return history.add_message(self.db, conversation_id, role, text, **meta)
+
+    @_locked
+    def get_message(self, message_id: str) -> MessageRecord:
+        return history.get_message(self.db, message_id)
+
+    @_locked
+    def conversation_messages(self, conversation_id: str) -> list[MessageRecord]:
+        return history.conversation_messages(self.db, conversation_id)
+
+    @_locked
+    def list_conversations(self, limit: int | None = None) -> list[ConversationRecord]:
+        return history.list_conversations(self.db, limit)
+
+    # -- feedback and training examples --------------------------------------------------------
+
+    @_locked
+    def add_feedback(self, message_id: str, kind: str, edited_text: str | None = None) -> int:
+        return history.add_feedback(self.db, message_id, kind, edited_text)
+
+    @_locked
+    def accepted_examples(self, include_forgotten: bool = False) -> list[Accepted]:
+        return history.accepted_examples(self.db, include_forgotten)
+
+    @_locked
+    def forget_generation(self) -> int:
+        """Grows each time an accepted answer is forgotten; the adapter layer compares it."""
+        return forget.forget_generation(self.db)
+
+    @_locked
+    def forgotten_since(self, since: str | None = None) -> list[dict[str, Any]]:
+        return forget.forgotten_since(self.db, since)
+
+    # -- memories ------------------------------------------------------------------------------
+
+    @_locked
+    def add_memory(
+        self,
+        text: str,
+        kind: str = "fact",
+        source_message_id: str | None = None,
+        pinned: bool = False,
+    ) -> str:
+        return memories.add_memory(self.db, text, kind, source_message_id, pinned)
+
+    @_locked
+    def supersede_memory(self, old_id: str, new_text: str) -> str:
+        return memories.supersede_memory(self.db, old_id, new_text)
+
+    @_locked
+    def list_memories(self, include_superseded: bool = False) -> list[MemoryRecord]:
+        return memories.list_memories(self.db, include_superseded)
+
+    @_locked
+    def get_memory(self, memory_id: str) -> MemoryRecord:
+        return memories.get_memory(self.db, memory_id)
+
+    @_locked
+    def memory_history(self, memory_id: str) -> list[MemoryRecord]:
+        return memories.memory_history(self.db, memory_id)
+
+    @_locked
+    def set_pinned(self, memory_id: str, pinned: bool) -> None:
+        memories.set_pinned(self.db, memory_id, pinned)
+
+    @_locked
+    def suggest_memories(self, user_text: str) -> list[Suggestion]:
+        """Memories worth proposing from a user message (the user confirms them)."""
+        return suggest_memories(user_text, memories.list_memories(self.db))
+
+    # -- forgetting ----------------------------------------------------------------------------
+
+    def _forgot(self, report: ForgetReport) -> ForgetReport:
+        self.retriever.index.invalidate()
+        fix_permissions(self.path)
+        return report
+
+    @_locked
+    def forget_memory(self, memory_id: str, purge: bool = True) -> ForgetReport:
+        """Forget a memory and the versions it replaced, down to the bytes on disk."""
+        return self._forgot(forget.forget_memory(self.db, memory_id, purge))
+
+    @_locked
+    def forget_message(self, message_id: str, purge: bool = True) -> ForgetReport:
+        return self._forgot(forget.forget_message(self.db, message_id, purge))
+
+    @_locked
+    def forget_conversation(self, conversation_id: str, purge: bool = True) -> ForgetReport:
+        return self._forgot(forget.forget_conversation(self.db, conversation_id, purge))
+
+    @_locked
+    def forget_document(self, document: str, purge: bool = True) -> ForgetReport:
+        """Forget a document by id or path."""
+        return self._forgot(forget.forget_document(self.db, document, purge))
+
+    @_locked
+    def purge(self) -> bool:
+        """Purge freed bytes after several `forget_*(purge=False)` calls."""
+        done = purge_disk(self.db, ["memories_fts", "chunks_fts", "messages_fts"])
+        fix_permissions(self.path)
+        return done
+
+    # -- retrieval -----------------------------------------------------------------------------
+
+    @_locked
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        kinds: Iterable[str] | None = None,
+        exclude_conversation_id: str | None = None,
+    ) -> list[Hit]:
+        """Hybrid search (BM25 + cosine, reciprocal-rank fused) over memory / document /
+        history; `exclude_conversation_id` leaves out the conversation being answered."""
+        return self.retriever.search(query, k, kinds, exclude_conversation_id)
+
+    @_locked
+    def similar_accepted(self, query: str, k: int = 2) -> list[Accepted]:
+        return self.retriever.similar_accepted(query, k)
+
+    @_locked
+    def embed_pending(self, progress: vectors.Progress | None = None) -> int:
+        """Embed everything written since the last search (ingest calls this)."""
+        return vectors.embed_pending(self.db, self.embedder, progress=progress)
+
+    # -- documents -----------------------------------------------------------------------------
+
+    @_locked
+    def ingest(
+        self, path: Path | str, progress: ingest.ProgressHook | None = None, embed: bool = True
+    ) -> ingest.IngestReport:
+        """Ingest a file or folder (see `memory.ingest`); embeds the new chunks unless told not to."""
+        report = ingest.ingest_path(self.db, Path(path), progress)
+        if embed:
+            vectors.embed_pending(self.db, self.embedder, progress=ingest.embed_progress(progress))
+        return report
+
+    @_locked
+    def list_documents(self) -> list[DocumentRecord]:
+        return ingest.list_documents(self.db)
+
+    @_locked
+    def document_chunks(self, document: str) -> list[str]:
+        return ingest.document_chunks(self.db, document)
+
+    # -- system prompts, settings, adapter registry --------------------------------------------
+
+    @_locked
+    def active_system_prompt(self) -> tuple[int, str]:
+        return registry.active_system_prompt(self.db)
+
+    @_locked
+    def add_system_prompt(self, text: str) -> int:
+        return registry.add_system_prompt(self.db, text)
+
+    @_locked
+    def get_setting(self, key: str, default: Any = None) -> Any:
+        return registry.get_setting(self.db, key, default)
+
+    @_locked
+    def set_setting(self, key: str, value: Any) -> None:
+        registry.set_setting(self.db, key, value)
+
+    @_locked
+    def add_adapter_version(self, **fields: Any) -> str:
+        return registry.add_adapter_version(self.db, **fields)
+
+    @_locked
+    def update_adapter_version(self, id: str, **fields: Any) -> None:
+        registry.update_adapter_version(self.db, id, **fields)
+
+    @_locked
+    def get_adapter_version(self, id: str) -> dict[str, Any]:
+        return registry.get_adapter_version(self.db, id)
+
+    @_locked
+    def list_adapter_versions(self) -> list[dict[str, Any]]:
+        return registry.list_adapter_versions(self.db)
+
+    @_locked
+    def active_adapter(self) -> dict[str, Any] | None:
+        return registry.active_adapter(self.db)
+
+    @_locked
+    def set_active_adapter(self, id: str | None) -> None:
+        registry.set_active_adapter(self.db, id)
+
+    # -- export, import, backup ----------------------------------------------------------------
+
+    @_locked
+    def export_jsonl(self, path: Path | str) -> int:
+        """Write everything (but vectors) to a JSONL file (0600). Returns the line count."""
+        return export.export_jsonl(self.db, Path(path))
+
+    @_locked
+    def import_jsonl(self, path: Path | str) -> export.ImportReport:
+        """Merge a `export_jsonl` file into this store (existing ids are kept)."""
+        return export.import_jsonl(self.db, Path(path))
+
+    @_locked
+    def import_training_jsonl(self, path: Path | str) -> export.ImportReport:
+        """Import accepted answers from mlx-lm JSONL (chat, prompt/completion or text)."""
+        return export.import_training_jsonl(self.db, Path(path))
+
+    @_locked
+    def backup(self, dest: Path | str) -> Path:
+        """Online backup through SQLite's backup API to `dest` (a file, or a folder)."""
+        return export.backup(self.db, Path(dest))
+
+    @_locked
+    def stats(self) -> dict[str, int]:
+        tables = (
+            "conversations",
+            "messages",
+            "feedback",
+            "memories",
+            "documents",
+            "chunks",
+            "embeddings",
+            "embed_queue",
+            "adapter_versions",
+        )
+        counts = {
+            t: int(self.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in tables
+        }
+        counts["examples"] = len(history.accepted_examples(self.db))
+        return counts

@@ -1,0 +1,232 @@
+"""Embeddings on disk and in memory.
+
+On disk: one float32 BLOB per (owner kind, owner id, model) with the text's content hash; the
+`embed_queue` (filled by triggers) lists owners still to embed. `embed_pending` drains it in
+batches, reusing any stored vector with the same model and content hash, so unchanged text is
+never embedded twice.
+
+In memory: `VectorIndex` keeps one contiguous float32 matrix per owner kind, loaded once and
+then updated incrementally (new rows by rowid; a full reload when another process deleted
+rows), so a query is one matrix-vector product plus `argpartition`.
+
+This module does not rank or fuse results (see `retrieval`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+from sqlite_utils import Database
+
+from memory.db import write
+from memory.embed import EmbedderLike
+from memory.ids import text_hash
+
+OWNER_TABLES = {"memory": "memories", "chunk": "chunks", "message": "messages"}
+Progress = Callable[[int, int], None]
+
+
+class KindMatrix:
+    """A growable float32 matrix with an id per row; removal swaps in the last row."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self.ids: list[str] = []
+        self.pos: dict[str, int] = {}
+        self.mat = np.zeros((0, dim), dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def upsert(self, ids: list[str], vectors: np.ndarray) -> None:
+        fresh = [i for i, oid in enumerate(ids) if oid not in self.pos]
+        for i, oid in enumerate(ids):
+            if oid in self.pos:
+                self.mat[self.pos[oid]] = vectors[i]
+        if not fresh:
+            return
+        n, need = len(self.ids), len(self.ids) + len(fresh)
+        if need > self.mat.shape[0]:
+            grown = np.zeros((max(need, 2 * self.mat.shape[0], 64), self.dim), dtype=np.float32)
+            grown[:n] = self.mat[:n]
+            self.mat = grown
+        self.mat[n:need] = vectors[fresh]
+        for offset, i in enumerate(fresh):
+            self.pos[ids[i]] = n + offset
+            self.ids.append(ids[i])
+
+    def remove(self, ids: Iterable[str]) -> None:
+        for oid in ids:
+            at = self.pos.pop(oid, None)
+            if at is None:
+                continue
+            last = len(self.ids) - 1
+            if at != last:
+                moved = self.ids[last]
+                self.ids[at] = moved
+                self.mat[at] = self.mat[last]
+                self.pos[moved] = at
+            self.ids.pop()
+
+    def top(self, query: np.ndarray, n: int, min_similarity: float) -> list[tuple[str, float]]:
+        """The `n` most similar ids (cosine >= min_similarity), best first."""
+        count = len(self.ids)
+        if count == 0 or n <= 0:
+            return []
+        sims = self.mat[:count] @ query
+        idx = np.argpartition(-sims, n - 1)[:n] if n < count else np.arange(count)
+        idx = idx[np.argsort(-sims[idx], kind="stable")]
+        return [(self.ids[i], float(sims[i])) for i in idx if sims[i] >= min_similarity]
+
+    def similarities(self, ids: list[str], query: np.ndarray) -> dict[str, float]:
+        """Cosine of `query` with the given ids (those present)."""
+        present = [oid for oid in ids if oid in self.pos]
+        if not present:
+            return {}
+        rows = self.mat[[self.pos[oid] for oid in present]]
+        return dict(zip(present, (rows @ query).tolist(), strict=True))
+
+
+class VectorIndex:
+    """Per-kind matrices for one embedding model, synced from the `embeddings` table."""
+
+    def __init__(self, model: str, dim: int) -> None:
+        self.model = model
+        self.dim = dim
+        self.kinds = {kind: KindMatrix(dim) for kind in OWNER_TABLES}
+        self._last_rowid = -1
+        self._data_version: int | None = None
+
+    def invalidate(self) -> None:
+        """Forget everything; the next `sync` reloads from the table."""
+        self.kinds = {kind: KindMatrix(self.dim) for kind in OWNER_TABLES}
+        self._last_rowid = -1
+
+    def sync(self, db: Database) -> None:
+        (version,) = db.execute("PRAGMA data_version").fetchone()
+        outside_change = self._data_version is not None and version != self._data_version
+        self._data_version = version
+        self._load_new(db)
+        if outside_change and self._last_rowid >= 0:
+            (count,) = db.execute(
+                "SELECT count(*) FROM embeddings WHERE model = ?", [self.model]
+            ).fetchone()
+            if count != sum(len(m) for m in self.kinds.values()):
+                self.invalidate()
+                self._load_new(db)
+
+    def _load_new(self, db: Database) -> None:
+        rows = db.execute(
+            "SELECT id, owner_kind, owner_id, vector FROM embeddings "
+            "WHERE id > ? AND model = ? AND dim = ? ORDER BY id",
+            [self._last_rowid, self.model, self.dim],
+        ).fetchall()
+        if not rows:
+            return
+        self._last_rowid = rows[-1][0]
+        by_kind: dict[str, list[Any]] = {}
+        for _rowid, kind, owner_id, blob in rows:
+            by_kind.setdefault(kind, []).append((owner_id, blob))
+        for kind, items in by_kind.items():
+            ids = [owner_id for owner_id, _ in items]
+            vectors = np.frombuffer(b"".join(blob for _, blob in items), dtype=np.float32)
+            self.kinds[kind].upsert(ids, vectors.reshape(len(ids), self.dim))
+
+    def top(
+        self, kind: str, query: np.ndarray, n: int, min_similarity: float
+    ) -> list[tuple[str, float]]:
+        return self.kinds[kind].top(query, n, min_similarity)
+
+
+def pending_count(db: Database) -> int:
+    (count,) = db.execute("SELECT count(*) FROM embed_queue").fetchone()
+    return int(count)
+
+
+PENDING_SQL = " UNION ALL ".join(
+    f"SELECT q.owner_kind, t.id, t.text FROM embed_queue q JOIN {table} t "
+    f"ON q.owner_kind = '{kind}' AND t.id = q.owner_id"
+    for kind, table in OWNER_TABLES.items()
+)
+
+
+def _known_vectors(db: Database, model: str, hashes: list[str]) -> dict[str, bytes]:
+    if not hashes:
+        return {}
+    marks = ", ".join("?" for _ in hashes)
+    rows = db.execute(
+        f"SELECT content_hash, vector FROM embeddings WHERE model = ? AND content_hash IN ({marks})",
+        [model, *hashes],
+    )
+    return dict(rows.fetchall())
+
+
+def embed_pending(
+    db: Database, embedder: EmbedderLike, batch: int = 256, progress: Progress | None = None
+) -> int:
+    """Embed every queued owner (reusing vectors for identical text). Returns how many."""
+    total, done = pending_count(db), 0
+    while True:
+        rows = db.execute(PENDING_SQL + " LIMIT ?", [batch]).fetchall()
+        if not rows:
+            if pending_count(db):
+                _drop_orphans(db)
+            return done
+        hashes = [text_hash(text) for _, _, text in rows]
+        known = _known_vectors(db, embedder.model_name, sorted(set(hashes)))
+        missing = sorted(
+            {h: t for (_, _, t), h in zip(rows, hashes, strict=True) if h not in known}.items()
+        )
+        if missing:
+            vectors = embedder.embed([text for _, text in missing])
+            known.update(
+                (h, vectors[i].astype(np.float32).tobytes()) for i, (h, _) in enumerate(missing)
+            )
+        with write(db):
+            for (kind, owner_id, text), digest in zip(rows, hashes, strict=True):
+                _store_vector(db, embedder, kind, owner_id, text, digest, known[digest])
+        done += len(rows)
+        if progress:
+            progress(done, max(total, done))
+
+
+def _store_vector(
+    db: Database,
+    embedder: EmbedderLike,
+    kind: str,
+    owner_id: str,
+    text: str,
+    digest: str,
+    blob: bytes,
+) -> None:
+    """Insert the vector if the owner still has this text (another process may have changed
+    or deleted it since it was read), then take it off the queue."""
+    table = OWNER_TABLES[kind]
+    db.execute(
+        "INSERT OR REPLACE INTO embeddings (owner_kind, owner_id, model, content_hash, dim, vector) "
+        f"SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM {table} WHERE id = ? AND text = ?)",
+        [kind, owner_id, embedder.model_name, digest, embedder.dim, blob, owner_id, text],
+    )
+    db.execute("DELETE FROM embed_queue WHERE owner_kind = ? AND owner_id = ?", [kind, owner_id])
+
+
+def _drop_orphans(db: Database) -> None:
+    """Queue rows whose owner is gone (cannot normally happen; triggers remove them)."""
+    with write(db):
+        for kind, table in OWNER_TABLES.items():
+            db.execute(
+                f"DELETE FROM embed_queue WHERE owner_kind = ? AND owner_id NOT IN (SELECT id FROM {table})",
+                [kind],
+            )
+
+
+def enqueue_all(db: Database) -> None:
+    """Queue every owner for (re-)embedding, e.g. after switching embedding models."""
+    with write(db):
+        db.execute(
+            "INSERT OR IGNORE INTO embed_queue SELECT 'memory', id FROM memories "
+            "UNION ALL SELECT 'chunk', id FROM chunks "
+            "UNION ALL SELECT 'message', id FROM messages WHERE role != 'system'"
+        )

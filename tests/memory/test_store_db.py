@@ -1,0 +1,157 @@
+"""Opening the file: permissions, pragmas, corrupt files, migrations."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mem_helpers import db_files
+
+from agent import paths
+from memory.db import open_database
+from memory.embed import HashEmbedder
+from memory.errors import CorruptDatabaseError, StoreError
+from memory.migrations import MIGRATIONS, migrate
+from memory.store import Store
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_default_path_is_private(store: Store, hearth_home: Path) -> None:
+    assert store.path == hearth_home / "data" / "hearth.db"
+    store.add_memory("something to write so the WAL exists")
+    files = db_files(store.path)
+    assert len(files) == 3
+    assert all(mode(p) == 0o600 for p in files), [oct(mode(p)) for p in files]
+    assert mode(store.path.parent) == 0o700
+
+
+def test_new_folder_is_created_private(tmp_path: Path) -> None:
+    target = tmp_path / "new" / "dir" / "h.db"
+    with Store.open(target, embedder=HashEmbedder()) as s:
+        assert s.path == target
+    assert mode(target.parent) == 0o700
+    assert mode(target) == 0o600
+
+
+def test_pragmas(store: Store) -> None:
+    db = store.db
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert db.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+    assert db.execute("PRAGMA secure_delete").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize(
+    "content", [b"this is not a database at all" * 100, b"SQLite format 3\x00" + b"\xff" * 4000]
+)
+def test_corrupt_file_gives_store_error(tmp_path: Path, content: bytes) -> None:
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(content)
+    with pytest.raises(CorruptDatabaseError) as info:
+        Store.open(bad, embedder=HashEmbedder())
+    assert "hearth backup" in str(info.value)
+    assert isinstance(info.value, StoreError)
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="directory"):
+        Store.open(tmp_path, embedder=HashEmbedder())
+
+
+def test_closed_store_says_so(store: Store) -> None:
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.list_memories()
+
+
+def test_blank_database_migrates_to_latest(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "blank.db")
+    applied = migrate(db)
+    assert applied == [fn.__name__ for fn in MIGRATIONS]
+    assert migrate(db) == []
+    names = set(db.table_names())
+    for table in (
+        "conversations",
+        "messages",
+        "feedback",
+        "memories",
+        "documents",
+        "chunks",
+        "embeddings",
+        "system_prompts",
+        "adapter_versions",
+        "settings",
+        "deletions",
+        "forgotten_examples",
+        "memories_fts",
+        "chunks_fts",
+        "messages_fts",
+    ):
+        assert table in names
+    assert db["memories"].detect_fts() == "memories_fts"
+
+
+def test_upgrade_from_first_schema_keeps_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = open_database(path)
+    assert migrate(db, upto="m001_initial") == ["m001_initial"]
+    assert "chunks" not in db.table_names()
+    db.execute(
+        "INSERT INTO memories (id, text, kind, created_at, updated_at) "
+        "VALUES ('M1', 'I keep bees in the garden', 'fact', '2025-01-01T00:00:00.000Z', "
+        "'2025-01-01T00:00:00.000Z')"
+    )
+    db.close()
+    with Store.open(path, embedder=HashEmbedder()) as s:
+        assert [m.text for m in s.list_memories()] == ["I keep bees in the garden"]
+        hits = s.search("bees", kinds=["memory"])
+        assert [h.id for h in hits] == ["M1"]  # FTS and embeddings were built for old rows
+
+
+def test_newer_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    Store.open(path, embedder=HashEmbedder()).close()
+    db = open_database(path)
+    db.execute("INSERT INTO _migrations VALUES ('m999_future', '2099-01-01T00:00:00Z')")
+    db.close()
+    with pytest.raises(StoreError, match="newer Hearth"):
+        Store.open(path, embedder=HashEmbedder())
+
+
+def test_open_does_not_import_torch(hearth_home: Path) -> None:
+    code = (
+        "import sys; from memory.store import Store; s = Store.open(); s.add_memory('x y z'); "
+        "s.list_memories(); print('torch' in sys.modules, 'sentence_transformers' in sys.modules)"
+    )
+    env = {**os.environ, "HEARTH_HOME": str(hearth_home)}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        check=True,
+    )
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_two_stores_share_the_file(store: Store) -> None:
+    other = Store.open(store.path, embedder=HashEmbedder())
+    try:
+        mid = other.add_memory("the spare key is under the blue pot")
+        assert [h.id for h in store.search("spare key", kinds=["memory"])] == [mid]
+        other.forget_memory(mid, purge=False)
+        assert store.search("spare key", kinds=["memory"]) == []
+    finally:
+        other.close()
+
+
+def test_data_dir_helper_still_used() -> None:
+    assert paths.db_path().name == "hearth.db"
