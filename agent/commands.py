@@ -28,14 +28,14 @@ def _remember(chat: Any, arg: str) -> CommandResult:
 def _forget(chat: Any, arg: str) -> CommandResult:
     if not arg:
         raise HearthError("usage: /forget MEMORY_ID or /forget TEXT (forgets matching memories)")
-    memories = [m for m in chat.store.list_memories() if m["id"] == arg]
+    memories = [m for m in chat.store.list_memories() if m.id == arg]
     if not memories:
         needle = arg.lower()
-        memories = [m for m in chat.store.list_memories() if needle in m["text"].lower()]
+        memories = [m for m in chat.store.list_memories() if needle in m.text.lower()]
     if not memories:
         raise HearthError(f"no memory matches {arg!r}; see `hearth memory list`")
     for m in memories:
-        chat.store.forget_memory(m["id"])
+        chat.store.forget_memory(m.id)
     return CommandResult(f"forgot {len(memories)} memor{'y' if len(memories) == 1 else 'ies'}")
 
 

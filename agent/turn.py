@@ -89,10 +89,11 @@ class Chat:
 
     def _load_history(self, conversation_id: str) -> None:
         for row in self.store.conversation_messages(conversation_id):
-            if row["role"] in ("user", "assistant"):
-                self.history.append({"role": row["role"], "content": row["text"]})
-                if row["role"] == "assistant":
-                    self.last_answer_id = row["id"]
+            if row.role in ("user", "assistant"):
+                text = row.edited_text if row.feedback == "edited" and row.edited_text else row.text
+                self.history.append({"role": row.role, "content": text})
+                if row.role == "assistant":
+                    self.last_answer_id = row.id
 
     def new_conversation(self) -> None:
         self.conversation_id = None
@@ -128,7 +129,9 @@ class Chat:
         if self.conversation_id is None:
             self.conversation_id = self.store.new_conversation(title=text[:60])
         self.store.add_message(self.conversation_id, "user", text)
-        hits = self.store.search(text, k=self.settings.retrieval_k)
+        hits = self.store.search(
+            text, k=self.settings.retrieval_k, exclude_conversation_id=self.conversation_id
+        )
         examples = self.store.similar_accepted(text, k=self.settings.examples_k)
         version, system_prompt = self.store.active_system_prompt()
         budget = min(self.settings.context_tokens, self.runtime.context_window) - self.options.max_tokens

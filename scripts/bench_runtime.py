@@ -46,11 +46,12 @@ def prefill_tps(model_path: str, repeats: int = 3) -> float:
 
 def child_prefill(model_path: str) -> float:
     """Prefill tok/s in a fresh process on the stock (reference) BLAS."""
+    root = str(Path(__file__).resolve().parent.parent)
     code = (
-        "import sys, json; sys.path.insert(0, %r)\n"
+        f"import sys, json; sys.path.insert(0, {root!r})\n"
         "from scripts.bench_runtime import prefill_tps\n"
-        "print(json.dumps(prefill_tps(%r, repeats=1)))\n"
-    ) % (str(Path(__file__).resolve().parent.parent), model_path)
+        f"print(json.dumps(prefill_tps({model_path!r}, repeats=1)))\n"
+    )
     env = {**os.environ, "HEARTH_BLAS": "reference"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
@@ -61,11 +62,11 @@ def bare_decode(rt, tokens: list[int], max_tokens: int) -> float:  # type: ignor
     from mlx_lm import stream_generate
     from mlx_lm.sample_utils import make_sampler
 
-    last = None
-    for last in stream_generate(rt.model, rt.tokenizer, mx.array(tokens), max_tokens=max_tokens,
+    tps = 0.0
+    for resp in stream_generate(rt.model, rt.tokenizer, mx.array(tokens), max_tokens=max_tokens,
                                 sampler=make_sampler(temp=0.0)):
-        pass
-    return float(last.generation_tps) if last else 0.0
+        tps = resp.generation_tps
+    return float(tps)
 
 
 def hearth_decode(rt, max_tokens: int) -> float:  # type: ignore[no-untyped-def]

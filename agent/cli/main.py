@@ -85,8 +85,24 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return handler(args)
 
 
+def quiet_libraries() -> None:
+    """Keep library progress bars and warnings off the user's terminal."""
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     paths.private_umask()
+    quiet_libraries()
     blas.ensure()  # before anything imports MLX
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -121,9 +137,12 @@ def progress_bar(desc: str) -> Any:
     """A tqdm-backed `(done, total)` callback for long work, drawn on stderr."""
     from tqdm import tqdm
 
-    bar = tqdm(desc=desc, unit="step", file=sys.stderr, leave=False, dynamic_ncols=True)
+    bars: list[Any] = []
 
     def update(done: int, total: int) -> None:
+        if not bars:  # created on first use: no empty bar when there is nothing to do
+            bars.append(tqdm(desc=desc, total=total, file=sys.stderr, leave=False, dynamic_ncols=True))
+        bar = bars[0]
         bar.total = total
         bar.n = done
         bar.refresh()
