@@ -93,3 +93,32 @@ def test_conversion_manifest_and_checksums(bundled_model_dir: Path) -> None:
     assert manifest["source_sha256"] == convert.sha256_file(convert.bundled_gguf())
     assert manifest["probe_nll"] < convert.MAX_PROBE_NLL
     assert convert.verify_folder(bundled_model_dir) == []
+
+
+def test_quantized_conversion_keeps_gguf_bits_and_matches_float32(bundled_model_dir: Path, tmp_path: Path) -> None:
+    """The Metal/CUDA path keeps the 4-bit (8-bit embedding) tensors; dequantized they must
+    equal the float32 conversion, q/k rows un-permuted alike. (No GPU here, and a 4-bit forward
+    on CPU takes ~40 s, so weights are compared instead of logits.)"""
+    import json
+
+    import mlx.core as mx
+    import mlx.nn as nn
+    from mlx_lm.utils import load_model
+
+    weights, meta = mx.load(str(convert.bundled_gguf()), return_metadata=True)
+    config = convert.model_config(meta, None)
+    tensors, quant = convert.convert_tensors(weights, config, quantized=True, progress=None)
+    assert quant is not None and quant["bits"] == 4 and quant["model.embed_tokens"]["bits"] == 8
+    qfolder = tmp_path / "q"
+    qfolder.mkdir()
+    mx.save_safetensors(str(qfolder / "model.safetensors"), tensors)
+    (qfolder / "config.json").write_text(json.dumps(convert.model_config(meta, quant)))
+    qmodel, _ = load_model(qfolder)
+    fmodel, _ = load_model(bundled_model_dir)
+    for name in ("self_attn.q_proj", "self_attn.k_proj", "mlp.down_proj"):
+        qlayer = dict(qmodel.model.layers[3].named_modules())[name]
+        flayer = dict(fmodel.model.layers[3].named_modules())[name]
+        assert isinstance(qlayer, nn.QuantizedLinear) and qlayer.bits == 4
+        deq = mx.dequantize(qlayer.weight, qlayer.scales.astype(mx.float32),
+                            qlayer.biases.astype(mx.float32), group_size=32, bits=4)
+        assert mx.allclose(deq, flayer.weight, atol=1e-6).item(), name
