@@ -47,6 +47,8 @@ TABLES: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...], str | None], ...
     ("forgotten_example", "forgotten_examples", ("message_id",), (), "seq"),
 )
 BY_TYPE = {spec[0]: spec for spec in TABLES}
+# Settings that describe this file's derived data (the vectors, which are not exported).
+LOCAL_SETTINGS = ("embedding_model",)
 
 
 @dataclass
@@ -75,6 +77,8 @@ def _rows(db: Database) -> Iterator[dict[str, Any]]:
         for row in db.query(f"SELECT * FROM [{table}] ORDER BY {order}"):
             if surrogate:
                 row.pop(surrogate)
+            if table == "settings" and row["key"] in LOCAL_SETTINGS:
+                continue
             for col in json_cols:
                 row[col] = from_json(row[col])
             yield {"type": kind, **row}
@@ -129,6 +133,11 @@ def _insert(db: Database, obj: dict[str, Any]) -> bool:
     row = {k: (to_json(v) if k in json_cols else v) for k, v in obj.items()}
     where = " AND ".join(f"[{k}] IS ?" for k in keys)
     if db.execute(f"SELECT 1 FROM [{table}] WHERE {where}", [row.get(k) for k in keys]).fetchone():
+        if table == "system_prompts":  # the same seeded text: take the exported timestamp
+            db.execute(
+                "UPDATE system_prompts SET created_at = ? WHERE version = ? AND text = ?",
+                [row.get("created_at"), row.get("version"), row.get("text")],
+            )
         return False
     if (
         table == "adapter_versions"

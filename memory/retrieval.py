@@ -1,8 +1,8 @@
 """Hybrid retrieval: FTS5/BM25 and cosine similarity, fused by reciprocal rank.
 
 For each kind asked for (memory, document, history) two ranked candidate lists are made: BM25
-over the FTS5 index (the user's text turned into a safe OR-query of quoted words, so quotes,
-operators or any unicode never raise), and cosine over the in-memory vector matrix. Each
+over the FTS5 index (through `fts`: a safe OR-query of quoted words, common words left out
+on big indexes), and cosine over the in-memory vector matrix (`vectors`). Each
 list adds weight / (60 + rank) to a candidate; the best `k` become `Hit`s with a provenance
 label. Superseded memories, system messages and rejected answers are never returned.
 
@@ -12,7 +12,6 @@ few-shot examples. This module does not decide how hits are shown to the model (
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 from sqlite_utils import Database
 
+from memory import fts
 from memory.embed import EmbedderLike
 from memory.errors import StoreError
 from memory.history import accepted_examples
@@ -34,73 +34,6 @@ OWNER = {"memory": "memory", "document": "chunk", "history": "message"}
 FTS_TABLE = {"memory": "memories_fts", "document": "chunks_fts", "history": "messages_fts"}
 CONTENT_TABLE = {"memory": "memories", "document": "chunks", "history": "messages"}
 RRF_K = 60
-WORD = re.compile(r"\w+", re.UNICODE)
-MAX_TERMS = 16
-STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "been",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "for",
-        "from",
-        "had",
-        "has",
-        "have",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "me",
-        "my",
-        "of",
-        "on",
-        "or",
-        "our",
-        "so",
-        "than",
-        "that",
-        "the",
-        "their",
-        "them",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "to",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "whom",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-    ]
-)
 
 
 @dataclass(frozen=True)
@@ -119,30 +52,6 @@ class Hit:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def fts_query(text: str, max_terms: int = MAX_TERMS) -> str | None:
-    """The user's text as a safe FTS5 query: distinct words, quoted, OR-ed; stopwords dropped
-    unless nothing else is left. None when there is no word at all.
-
-    >>> fts_query('What does "NEAR(x" mean? AND/OR')
-    '"near" OR "x" OR "mean"'
-    """
-    words = list(dict.fromkeys(w.lower() for w in WORD.findall(text)))
-    terms = [w for w in words if w not in STOPWORDS] or words
-    if not terms:
-        return None
-    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms[:max_terms])
-
-
-def lexical_candidates(db: Database, kind: str, match: str, n: int) -> list[str]:
-    """Ids of the `n` best BM25 matches of `match` in one kind's FTS index, best first."""
-    fts, table = FTS_TABLE[kind], CONTENT_TABLE[kind]
-    sql = (
-        f"SELECT t.id FROM (SELECT rowid, rank FROM [{fts}] WHERE [{fts}] MATCH ? "
-        f"ORDER BY rank LIMIT ?) f JOIN [{table}] t ON t.rowid = f.rowid ORDER BY f.rank"
-    )
-    return [row[0] for row in db.execute(sql, [match, n])]
 
 
 def _fetch_memories(db: Database, ids: list[str]) -> dict[str, tuple[str, str, str]]:
@@ -234,57 +143,67 @@ class Retriever:
         self.refresh()
         floor = self.embedder.min_similarity if min_similarity is None else min_similarity
         qvec = self.query_vector(query)
-        match = fts_query(query)
+        words = fts.terms(query)
         scores: dict[tuple[str, str], float] = {}
         cosines: dict[tuple[str, str], float] = {}
         lexical: dict[tuple[str, str], int] = {}
         for kind in chosen:
             weight = self.weights[kind]
-            if match:
-                for rank, oid in enumerate(
-                    lexical_candidates(self.db, kind, match, self.candidates)
-                ):
-                    scores[(kind, oid)] = scores.get((kind, oid), 0.0) + weight / (RRF_K + rank + 1)
-                    lexical[(kind, oid)] = rank + 1
+            for rank, oid in enumerate(self.lexical(kind, words), 1):
+                scores[(kind, oid)] = scores.get((kind, oid), 0.0) + weight / (RRF_K + rank)
+                lexical[(kind, oid)] = rank
             for rank, (oid, sim) in enumerate(
-                self.index.top(OWNER[kind], qvec, self.candidates, floor)
+                self.index.top(OWNER[kind], qvec, self.candidates, floor), 1
             ):
-                scores[(kind, oid)] = scores.get((kind, oid), 0.0) + weight / (RRF_K + rank + 1)
+                scores[(kind, oid)] = scores.get((kind, oid), 0.0) + weight / (RRF_K + rank)
                 cosines[(kind, oid)] = sim
-        details = self._details(scores, exclude_conversation_id)
-        ranked = sorted(
-            (key for key in scores if key in details), key=lambda key: (-scores[key], key)
-        )
+        ranked = sorted(scores, key=lambda key: (-scores[key], key))
+        details = self._details(ranked, k, exclude_conversation_id)
         return [
             Hit(
                 kind=key[0],
                 id=key[1],
-                text=details[key][0],
+                text=text,
                 score=scores[key],
-                source=details[key][1],
-                created_at=details[key][2],
+                source=source,
+                created_at=created_at,
                 cosine=cosines.get(key),
                 lexical_rank=lexical.get(key),
             )
-            for key in ranked[:k]
+            for key, (text, source, created_at) in details
         ]
 
+    def lexical(self, kind: str, words: list[str]) -> list[str]:
+        """BM25 candidates for one kind, best first (common words left out on big indexes)."""
+        n_rows = len(self.index.kinds[OWNER[kind]])
+        if n_rows == 0 or not words:
+            return []
+        kept = fts.affordable_terms(self.db, FTS_TABLE[kind], words, n_rows)
+        return fts.bm25_ids(self.db, FTS_TABLE[kind], CONTENT_TABLE[kind], kept, self.candidates)
+
     def _details(
-        self, scores: dict[tuple[str, str], float], exclude_conversation_id: str | None
-    ) -> dict[tuple[str, str], tuple[str, str, str]]:
-        by_kind: dict[str, list[str]] = {}
-        for kind, oid in scores:
-            by_kind.setdefault(kind, []).append(oid)
-        found: dict[tuple[str, str], tuple[str, str, str]] = {}
-        for kind, ids in by_kind.items():
-            if kind == "memory":
-                rows = _fetch_memories(self.db, ids)
-            elif kind == "document":
-                rows = _fetch_chunks(self.db, ids)
-            else:
-                rows = _fetch_messages(self.db, ids, exclude_conversation_id)
-            found.update(((kind, oid), value) for oid, value in rows.items())
-        return found
+        self, ranked: list[tuple[str, str]], k: int, exclude_conversation_id: str | None
+    ) -> list[tuple[tuple[str, str], tuple[str, str, str]]]:
+        """Text, source label and time of the best `k` candidates that may be shown,
+        fetched a few at a time in rank order (superseded, rejected... are skipped)."""
+        shown: list[tuple[tuple[str, str], tuple[str, str, str]]] = []
+        step = max(2 * k, 10)
+        for start in range(0, len(ranked), step):
+            batch = ranked[start : start + step]
+            found: dict[tuple[str, str], tuple[str, str, str]] = {}
+            for kind in {kind for kind, _ in batch}:
+                ids = [oid for kind_, oid in batch if kind_ == kind]
+                if kind == "memory":
+                    rows = _fetch_memories(self.db, ids)
+                elif kind == "document":
+                    rows = _fetch_chunks(self.db, ids)
+                else:
+                    rows = _fetch_messages(self.db, ids, exclude_conversation_id)
+                found.update(((kind, oid), value) for oid, value in rows.items())
+            shown += [(key, found[key]) for key in batch if key in found]
+            if len(shown) >= k:
+                break
+        return shown[:k]
 
     def similar_accepted(self, query: str, k: int = 2) -> list[Accepted]:
         """Accepted answers (not forgotten) whose question is most similar to `query`."""

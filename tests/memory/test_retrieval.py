@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memory.errors import StoreError
-from memory.retrieval import fts_query
+from memory.fts import fts_query
 from memory.store import Store
 from memory.vectors import KindMatrix
 
@@ -158,3 +158,35 @@ def test_unchanged_text_is_not_embedded_twice(store: Store) -> None:
     assert calls == [1]
     (n,) = store.db.execute("SELECT count(*) FROM embeddings").fetchone()
     assert n == 2
+
+
+def test_large_matrix_search_matches_exact() -> None:
+    from memory import vectors
+
+    rng = np.random.default_rng(0)
+    n = vectors.EXACT_MAX + 25_000
+    centers = rng.standard_normal((300, 384))
+    rows = centers[rng.integers(0, 300, n)] + 0.8 * rng.standard_normal((n, 384))
+    rows = (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+    m = KindMatrix(384)
+    m.upsert([f"r{i}" for i in range(n)], rows)
+    recalls = []
+    for i in rng.integers(0, n, 20):
+        q = rows[i] + 0.02 * rng.standard_normal(384).astype(np.float32)
+        q /= np.linalg.norm(q)
+        exact = {f"r{j}" for j in np.argsort(-(rows @ q))[:10]}
+        got = m.top(q, 10, -1.0)
+        assert got[0][0] == f"r{i}"
+        assert [s for _, s in got] == sorted((s for _, s in got), reverse=True)
+        recalls.append(len(exact & {oid for oid, _ in got}) / 10)
+    assert np.mean(recalls) >= 0.9
+
+
+def test_sign_bits_any_dim() -> None:
+    from memory.vectors import sign_bits
+
+    v = np.array([[1.0] * 70, [-1.0] * 70])
+    bits = sign_bits(v)
+    assert bits.shape == (2, 2)
+    assert bin(int(bits[0, 0])).count("1") + bin(int(bits[1, 0])).count("1") == 70
+    assert int(bits[0, 1]) == 0 and int(bits[1, 1]) == 0
