@@ -27,6 +27,7 @@ from agent.errors import AdapterLoadError, HearthError
 from agent.runtime import Runtime, SamplingOptions, TokenEvent
 
 MAX_INPUT_CHARS = 1_000_000
+RETRIEVAL_QUERY_CHARS = 2_000  # a huge paste searches by its beginning
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -129,10 +130,11 @@ class Chat:
         if self.conversation_id is None:
             self.conversation_id = self.store.new_conversation(title=text[:60])
         self.store.add_message(self.conversation_id, "user", text)
+        query = text[:RETRIEVAL_QUERY_CHARS]
         hits = self.store.search(
-            text, k=self.settings.retrieval_k, exclude_conversation_id=self.conversation_id
+            query, k=self.settings.retrieval_k, exclude_conversation_id=self.conversation_id
         )
-        examples = self.store.similar_accepted(text, k=self.settings.examples_k)
+        examples = self.store.similar_accepted(query, k=self.settings.examples_k)
         version, system_prompt = self.store.active_system_prompt()
         budget = min(self.settings.context_tokens, self.runtime.context_window) - self.options.max_tokens
         built = prompt.assemble(

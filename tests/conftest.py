@@ -73,3 +73,26 @@ def tiny_runtime(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
     from agent.runtime import Runtime
 
     return Runtime.load(ModelRef("tiny", tiny_model_dir, "tiny-checksum"))
+
+
+def write_lora_adapter(model_dir: Path, folder: Path, seed: int, num_layers: int = 2) -> Path:
+    """Write an mlx-lm LoRA adapter (random, non-zero B) for the model in `model_dir`."""
+    import json
+
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+    from mlx_lm.utils import load_model
+
+    donor, _ = load_model(model_dir)
+    donor.freeze()
+    params = {"rank": 4, "scale": 20.0, "dropout": 0.0}
+    linear_to_lora_layers(donor, num_layers, params)
+    mx.random.seed(seed)
+    weights = {k: mx.random.normal(v.shape) * 0.05 for k, v in tree_flatten(donor.trainable_parameters())}
+    folder.mkdir(parents=True)
+    mx.save_safetensors(str(folder / "adapters.safetensors"), weights)
+    (folder / "adapter_config.json").write_text(
+        json.dumps({"fine_tune_type": "lora", "num_layers": num_layers, "lora_parameters": params})
+    )
+    return folder

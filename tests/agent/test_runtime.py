@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 
 import mlx.core as mx
 import pytest
-from mlx.utils import tree_flatten
-from mlx_lm.tuner.utils import linear_to_lora_layers
 
 from agent.errors import AdapterLoadError
 from agent.runtime import Runtime, SamplingOptions
@@ -94,21 +91,9 @@ def test_seeded_sampling_is_reproducible(tiny_runtime: Runtime) -> None:
 
 
 def make_adapter(rt: Runtime, folder: Path, seed: int) -> Path:
-    """Write an mlx-lm LoRA adapter for the tiny model with non-zero B matrices."""
-    from agent.models import ModelRef
+    from tests.conftest import write_lora_adapter
 
-    donor = Runtime.load(ModelRef("tiny", rt.ref.path, "x")).model
-    donor.freeze()
-    params = {"rank": 4, "scale": 20.0, "dropout": 0.0}
-    linear_to_lora_layers(donor, 2, params)
-    mx.random.seed(seed)
-    weights = {k: mx.random.normal(v.shape) * 0.05 for k, v in tree_flatten(donor.trainable_parameters())}
-    folder.mkdir(parents=True)
-    mx.save_safetensors(str(folder / "adapters.safetensors"), weights)
-    (folder / "adapter_config.json").write_text(
-        json.dumps({"fine_tune_type": "lora", "num_layers": 2, "lora_parameters": params})
-    )
-    return folder
+    return write_lora_adapter(rt.ref.path, folder, seed)
 
 
 def logits(rt: Runtime) -> mx.array:
