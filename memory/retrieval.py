@@ -34,6 +34,7 @@ OWNER = {"memory": "memory", "document": "chunk", "history": "message"}
 FTS_TABLE = {"memory": "memories_fts", "document": "chunks_fts", "history": "messages_fts"}
 CONTENT_TABLE = {"memory": "memories", "document": "chunks", "history": "messages"}
 RRF_K = 60
+SEARCH_EMBED_LIMIT = 64  # queued texts a search embeds before searching
 
 
 @dataclass(frozen=True)
@@ -112,9 +113,10 @@ class Retriever:
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def refresh(self) -> None:
-        """Embed anything queued, then bring the in-memory matrices up to date."""
+        """Embed a little of what is queued (a big import is embedded by `embed_pending`,
+        not by a chat turn), then bring the in-memory matrices up to date."""
         if pending_count(self.db):
-            embed_pending(self.db, self.embedder)
+            embed_pending(self.db, self.embedder, limit=SEARCH_EMBED_LIMIT)
         self.index.sync(self.db)
 
     def query_vector(self, query: str) -> np.ndarray:

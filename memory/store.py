@@ -13,7 +13,8 @@ from __future__ import annotations
 import functools
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -58,13 +59,8 @@ def _translate(exc: sqlite3.Error, path: Path) -> StoreError:
 def _locked(method: Callable[Concatenate[Store, P], R]) -> Callable[Concatenate[Store, P], R]:
     @functools.wraps(method)
     def wrapper(self: Store, *args: P.args, **kwargs: P.kwargs) -> R:
-        with self._lock:
-            if self._db is None:
-                raise StoreError("This store is closed; open it again with Store.open().")
-            try:
-                return method(self, *args, **kwargs)
-            except sqlite3.Error as exc:
-                raise _translate(exc, self.path) from exc
+        with self.guard():
+            return method(self, *args, **kwargs)
 
     return wrapper
 
@@ -96,6 +92,17 @@ class Store:
             raise
         fix_permissions(target)
         return store
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        """Hold the store's lock and turn SQLite errors into StoreErrors."""
+        with self._lock:
+            if self._db is None:
+                raise StoreError("This store is closed; open it again with Store.open().")
+            try:
+                yield
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
 
     @property
     def db(self) -> Database:
@@ -234,9 +241,10 @@ class Store:
         return self._forgot(forget.forget_document(self.db, document, purge))
 
     @_locked
-    def purge(self) -> bool:
-        """Purge freed bytes after several `forget_*(purge=False)` calls."""
-        done = purge_disk(self.db, ["memories_fts", "chunks_fts", "messages_fts"])
+    def purge(self, vacuum: bool | None = None) -> bool:
+        """Purge freed bytes after several `forget_*(purge=False)` calls; `vacuum=True` also
+        compacts the file (slow on a big store: seconds per 100 MB)."""
+        done = purge_disk(self.db, ["memories_fts", "chunks_fts", "messages_fts"], vacuum)
         fix_permissions(self.path)
         return done
 
@@ -255,24 +263,31 @@ class Store:
         return self.retriever.search(query, k, kinds, exclude_conversation_id)
 
     @_locked
+    def warm(self) -> None:
+        """Load the embedding model and the in-memory vectors now (seconds on a big store),
+        e.g. from a worker thread at start-up, so the first search is fast."""
+        self.retriever.refresh()
+        self.retriever.query_vector("warm up")
+
+    @_locked
     def similar_accepted(self, query: str, k: int = 2) -> list[Accepted]:
         return self.retriever.similar_accepted(query, k)
 
-    @_locked
     def embed_pending(self, progress: vectors.Progress | None = None) -> int:
-        """Embed everything written since the last search (ingest calls this)."""
-        return vectors.embed_pending(self.db, self.embedder, progress=progress)
+        """Embed everything queued (ingest does this; after an import, call it with a
+        progress hook). Takes the lock one batch at a time, so searches can run between."""
+        return vectors.embed_pending(self.db, self.embedder, progress=progress, guard=self.guard)
 
     # -- documents -----------------------------------------------------------------------------
 
-    @_locked
     def ingest(
         self, path: Path | str, progress: ingest.ProgressHook | None = None, embed: bool = True
     ) -> ingest.IngestReport:
-        """Ingest a file or folder (see `memory.ingest`); embeds the new chunks unless told not to."""
-        report = ingest.ingest_path(self.db, Path(path), progress)
+        """Ingest a file or folder (see `memory.ingest`), then embed the new chunks unless told
+        not to. The lock is taken per file and per embedding batch, not for the whole run."""
+        report = ingest.ingest_path(self.db, Path(path), progress, guard=self.guard)
         if embed:
-            vectors.embed_pending(self.db, self.embedder, progress=ingest.embed_progress(progress))
+            self.embed_pending(ingest.embed_progress(progress))
         return report
 
     @_locked

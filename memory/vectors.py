@@ -17,6 +17,7 @@ This module does not rank or fuse results (see `retrieval`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -220,32 +221,49 @@ def _known_vectors(db: Database, model: str, hashes: list[str]) -> dict[str, byt
 
 
 def embed_pending(
-    db: Database, embedder: EmbedderLike, batch: int = 256, progress: Progress | None = None
+    db: Database,
+    embedder: EmbedderLike,
+    batch: int = 256,
+    progress: Progress | None = None,
+    limit: int | None = None,
+    guard: Callable[[], AbstractContextManager[object]] = nullcontext,
 ) -> int:
-    """Embed every queued owner (reusing vectors for identical text). Returns how many."""
-    total, done = pending_count(db), 0
-    while True:
-        rows = db.execute(PENDING_SQL + " LIMIT ?", [batch]).fetchall()
-        if not rows:
-            if pending_count(db):
-                _drop_orphans(db)
-            return done
-        hashes = [text_hash(text) for _, _, text in rows]
-        known = _known_vectors(db, embedder.model_name, sorted(set(hashes)))
-        missing = sorted(
-            {h: t for (_, _, t), h in zip(rows, hashes, strict=True) if h not in known}.items()
-        )
-        if missing:
-            vectors = embedder.embed([text for _, text in missing])
-            known.update(
-                (h, vectors[i].astype(np.float32).tobytes()) for i, (h, _) in enumerate(missing)
-            )
-        with write(db):
-            for (kind, owner_id, text), digest in zip(rows, hashes, strict=True):
-                _store_vector(db, embedder, kind, owner_id, text, digest, known[digest])
-        done += len(rows)
+    """Embed queued owners (all, or about `limit`), reusing vectors for identical text.
+    `guard()` is held around each batch. Returns how many were embedded."""
+    with guard():
+        total = pending_count(db)
+    done = 0
+    while limit is None or done < limit:
+        size = batch if limit is None else min(batch, limit - done)
+        with guard():
+            embedded = _embed_batch(db, embedder, size)
+        if not embedded:
+            break
+        done += embedded
         if progress:
             progress(done, max(total, done))
+    return done
+
+
+def _embed_batch(db: Database, embedder: EmbedderLike, size: int) -> int:
+    rows = db.execute(PENDING_SQL + " LIMIT ?", [size]).fetchall()
+    if not rows:
+        if pending_count(db):
+            _drop_orphans(db)
+        return 0
+    hashes = [text_hash(text) for _, _, text in rows]
+    known = _known_vectors(db, embedder.model_name, sorted(set(hashes)))
+    missing = sorted(
+        {h: t for (_, _, t), h in zip(rows, hashes, strict=True) if h not in known}.items()
+    )
+    if missing:
+        vectors = embedder.embed([text for _, text in missing])
+        for i, (digest, _) in enumerate(missing):
+            known[digest] = vectors[i].astype(np.float32).tobytes()
+    with write(db):
+        for (kind, owner_id, text), digest in zip(rows, hashes, strict=True):
+            _store_vector(db, embedder, kind, owner_id, text, digest, known[digest])
+    return len(rows)
 
 
 def _store_vector(

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from mem_helpers import db_files
 
+import memory.db
 from memory.errors import NotFoundError
 from memory.store import Store
 
@@ -44,6 +45,16 @@ def used_in_later_answer(store: Store, hit_kind: str, text: str) -> str:
     aid = store.add_message(cid, "assistant", "You said so.", prompt_messages=prompt, hits=hits)
     store.add_feedback(aid, "accepted")
     return aid
+
+
+@pytest.fixture(params=["vacuum", "no-vacuum"], autouse=True)
+def vacuum_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run every test with VACUUM forced and with VACUUM never run: secure_delete, the FTS
+    merge and the WAL truncation alone must already remove the bytes."""
+    monkeypatch.setattr(
+        memory.db, "VACUUM_FREE_FRACTION", -1.0 if request.param == "vacuum" else 2.0
+    )
+    return str(request.param)
 
 
 def test_forget_memory_removes_every_byte(store: Store) -> None:
@@ -180,3 +191,10 @@ def test_batch_forget_then_purge(store: Store) -> None:
         assert store.forget_memory(mid, purge=False).purged
     assert store.purge()
     assert not on_disk(store, MARKER)
+
+
+def test_vacuum_runs_only_when_much_is_free(store: Store, vacuum_mode: str) -> None:
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+    store.forget_memory(store.add_memory("short lived"))
+    assert ("VACUUM" in statements) == (vacuum_mode == "vacuum")

@@ -155,3 +155,66 @@ def test_two_stores_share_the_file(store: Store) -> None:
 
 def test_data_dir_helper_still_used() -> None:
     assert paths.db_path().name == "hearth.db"
+
+
+def test_threads_share_one_store(store: Store) -> None:
+    import threading
+
+    cid = store.new_conversation()
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(20):
+                store.add_message(cid, "user", f"thread {n} message {i} about gardening")
+                store.search("gardening", k=3)
+        except BaseException as exc:  # pragma: no cover - the assertion shows it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(store.conversation_messages(cid)) == 80
+
+
+def test_two_processes_write_at_once(hearth_home: Path) -> None:
+    Store.open(embedder=HashEmbedder()).close()  # create and migrate first
+    code = (
+        "import sys; from memory.store import Store; from memory.embed import HashEmbedder\n"
+        "s = Store.open(embedder=HashEmbedder())\n"
+        "for i in range(40): s.add_memory(f'process {sys.argv[1]} fact {i}')\n"
+        "s.search('fact'); s.close()"
+    )
+    env = {**os.environ, "HEARTH_HOME": str(hearth_home)}
+    root = Path(__file__).resolve().parents[2]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(n)],
+            env=env,
+            cwd=root,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(2)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    with Store.open(embedder=HashEmbedder()) as s:
+        assert len(s.list_memories()) == 80
+        assert s.stats()["embed_queue"] == 0
+
+
+def test_set_active_adapter_is_one_transaction(store: Store) -> None:
+    a = store.add_adapter_version()
+    b = store.add_adapter_version()
+    store.set_active_adapter(a)
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+    store.set_active_adapter(b)
+    store.db.conn.set_trace_callback(None)
+    writes = [s.split()[0].upper() for s in statements if s.split()[0].upper() != "SELECT"]
+    assert writes == ["BEGIN", "UPDATE", "UPDATE", "COMMIT"]

@@ -58,11 +58,3 @@ def test_adapter_errors(store: Store) -> None:
     store.set_active_adapter(a)
     with pytest.raises(StoreError, match="is active"):
         store.update_adapter_version(a, status="retired")
-
-
-def test_set_active_is_one_transaction(store: Store) -> None:
-    a = store.add_adapter_version()
-    store.set_active_adapter(a)
-    with pytest.raises(NotFoundError):
-        store.set_active_adapter("missing")
-    assert store.active_adapter()["id"] == a  # type: ignore[index]
