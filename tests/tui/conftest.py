@@ -1,0 +1,131 @@
+"""Fixtures for the app's tests: a real temporary store, the tiny model, and app builders.
+
+The store is real (SQLite in the test's HEARTH_HOME) with the hashing embedder, so tests need
+no embedding model. The tiny runtime is a 2-layer random Llama with the real tokenizer: it
+answers nonsense, fast and, with temperature 0, the same nonsense every time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from agent.runtime import Runtime, SamplingOptions
+from memory.embed import HashEmbedder
+from memory.store import Store
+from tui.app import HearthApp
+
+GREEDY = SamplingOptions(temperature=0.0, max_tokens=12)
+
+
+@pytest.fixture(scope="session")
+def shared_tiny(tiny_model_dir: Any) -> Runtime:
+    """One tiny runtime for the whole session (loading its tokenizer takes seconds)."""
+    from agent.models import ModelRef
+
+    return Runtime.load(ModelRef("tiny", tiny_model_dir, "tiny-checksum"))
+
+
+@pytest.fixture
+def tiny_runtime(shared_tiny: Runtime) -> Iterator[Runtime]:
+    """The shared tiny runtime, reset: no adapter, an empty prompt cache."""
+    shared_tiny.set_adapter(None)
+    shared_tiny.reset_cache()
+    yield shared_tiny
+    shared_tiny.set_adapter(None)
+
+
+@pytest.fixture
+def store(hearth_home: Any) -> Iterator[Store]:
+    s = Store.open(embedder=HashEmbedder())
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def make_app(store: Store) -> Iterator[Callable[..., HearthApp]]:
+    """Build a HearthApp over the test store. With a runtime (or factory) the model loads;
+    without one it stays "loading" for the whole test, as on a slow first start."""
+    release = threading.Event()
+
+    def still_loading() -> Any:
+        release.wait(60)
+        raise RuntimeError("the test is over")
+
+    def build(runtime: Any = None, factory: Callable[[], Any] | None = None, **kw: Any) -> HearthApp:
+        if factory is None:
+            factory = (lambda: runtime) if runtime is not None else still_loading
+        kw.setdefault("options", GREEDY)
+        return HearthApp(runtime_factory=factory, store=store, warm_up=False, **kw)
+
+    yield build
+    release.set()
+
+
+async def settle(pilot: Any) -> None:
+    """Wait for every worker but a model load still under way, then for the screen."""
+    workers = [w for w in pilot.app.workers if w.group != "model" or not w.is_running]
+    if workers:  # (an empty list would mean "all workers" to wait_for_complete)
+        await pilot.app.workers.wait_for_complete(workers)
+    await pilot.pause()
+
+
+class GatedRuntime:
+    """Wraps a Runtime: after the first streamed token it waits until the turn is cancelled,
+    so a test can press Esc mid-answer without racing the model."""
+
+    def __init__(self, inner: Runtime) -> None:
+        self._inner = inner
+        self.first_token = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def stream(self, messages: Any, options: Any = None, cancel: threading.Event | None = None) -> Iterator[Any]:
+        for i, event in enumerate(self._inner.stream(messages, options, cancel)):
+            yield event
+            if i == 0 and cancel is not None:
+                self.first_token.set()
+                cancel.wait(10)
+
+
+def register_adapter(store: Store, runtime: Runtime, tmp: Any, seed: int, promote: bool = True,
+                     metrics: dict[str, Any] | None = None) -> str:
+    """Register a real (random) LoRA adapter for `runtime`'s model through adapters.registry,
+    as a refresh would; returns its version id (v1, v2, ...)."""
+    import json
+
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+
+    from adapters import registry
+
+    donor = Runtime.load(runtime.ref).model
+    donor.freeze()
+    params = {"rank": 4, "scale": 20.0, "dropout": 0.0}
+    linear_to_lora_layers(donor, 2, params)
+    mx.random.seed(seed)
+    weights = {k: mx.random.normal(v.shape) * 0.05
+               for k, v in tree_flatten(donor.trainable_parameters())}
+    folder = tmp / f"lora-{seed}"
+    folder.mkdir(parents=True)
+    mx.save_safetensors(str(folder / "adapters.safetensors"), weights)
+    (folder / "adapter_config.json").write_text(
+        json.dumps({"fine_tune_type": "lora", "num_layers": 2, "lora_parameters": params}))
+    ref = runtime.ref
+    base = registry.Base(ref.id, ref.path, ref.checksum)
+    version = registry.begin(store, base, f"snap-{seed}", 16, 4, {"rank": 4})
+    lineage = {"base_model_id": ref.id, "base_checksum": ref.checksum, "message_ids": []}
+    target = registry.write_folder(version, folder, lineage)
+    metrics = metrics or {
+        "candidate": {"personal_nll": 1.8, "probe_nll": 2.52},
+        "reference": {"personal_nll": 2.0, "probe_nll": 2.5},
+    }
+    reason = "personal NLL -10%, probe +1%" if promote else "probe regressed"
+    registry.record(store, version, target, promote, "promote" if promote else "reject",
+                    reason, metrics)
+    return version

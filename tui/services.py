@@ -1,0 +1,384 @@
+"""The app's one doorway into `agent`, `memory` and `adapters`.
+
+Screens call these small functions (from workers) instead of importing the packages'
+internals, so when a package's API moves only this file changes. Nothing here draws, and
+nothing here writes SQL: the store does. Functions that touch MLX must run on the model
+thread (`tui.model_thread`); they say so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent.errors import HearthError
+
+if TYPE_CHECKING:
+    from agent.runtime import Runtime, SamplingOptions
+    from agent.turn import Chat
+    from memory.store import Store
+
+SAMPLING_KEY = "sampling"
+"""Settings key holding the chat's SamplingOptions as a dict."""
+MODEL_KEY = "model"
+"""Settings key holding the user's model choice (None: the bundled SmolLM2)."""
+
+Progress = Callable[[int, int], None]
+
+
+# -- opening things ------------------------------------------------------------------------
+
+
+def open_store() -> Store:
+    """The user's store (default path); raises StoreError with what to do."""
+    from memory.store import Store
+
+    return Store.open()
+
+
+def load_runtime(model: str | None, allow_download: bool, progress: Progress | None) -> Runtime:
+    """Resolve (converting the bundled model on first use) and load. Model thread only."""
+    from agent import models
+    from agent.runtime import Runtime
+
+    ref = models.resolve(cached_model(model), allow_download=allow_download, progress=progress)
+    return Runtime.load(ref)
+
+
+def cached_model(spec: str | None) -> str | None:
+    """Map a cached model's name (as Settings lists them) to what `resolve` takes:
+    the bundled model's folders to None, other converted folders to their path."""
+    if not spec:
+        return None
+    from agent import convert, models
+
+    try:
+        known = {str(m["name"]): str(m["path"]) for m in models.list_models()}
+    except OSError:
+        return spec
+    if spec not in known:
+        return spec
+    return None if spec.startswith(convert.BUNDLED_ID) else known[spec]
+
+
+def new_chat(runtime: Runtime, store: Store, options: SamplingOptions) -> Chat:
+    from agent.turn import Chat
+
+    return Chat(runtime, store, options=options)
+
+
+def warm_up_embedder(store: Store) -> None:
+    """Load the embedding model now, so the first question does not wait for it."""
+    store.embedder.embed(["warm up"])
+
+
+def backend_label() -> str:
+    """'Metal', 'CUDA' or 'CPU'."""
+    from agent import models
+
+    return {"metal": "Metal", "cuda": "CUDA"}.get(models.backend(), "CPU")
+
+
+def offline() -> bool:
+    """True when this process refuses network connections (no --allow-download)."""
+    from agent import offline as guard
+
+    return guard.is_enabled()
+
+
+# -- conversations -------------------------------------------------------------------------
+
+
+def field(row: Any, name: str, default: Any = None) -> Any:
+    """Read `name` from a record dataclass or a dict alike.
+
+    >>> field({"a": 1}, "a"), field(object(), "a", 0)
+    (1, 0)
+    """
+    if isinstance(row, dict):
+        return row.get(name, default)
+    return getattr(row, name, default)
+
+
+def shown_text(message: Any) -> str:
+    """An answer as the user last left it: their correction when they edited it."""
+    edited = field(message, "edited_text")
+    if field(message, "feedback") == "edited" and edited:
+        return str(edited)
+    return str(field(message, "text", ""))
+
+
+def conversation(store: Store, conversation_id: str) -> list[Any]:
+    """The user and assistant messages of a stored conversation, oldest first."""
+    rows = store.conversation_messages(conversation_id)
+    return [m for m in rows if field(m, "role") in ("user", "assistant")]
+
+
+def resume(chat: Chat, conversation_id: str, messages: Iterable[Any]) -> None:
+    """Point `chat` at a stored conversation so the next `send` continues it."""
+    chat.new_conversation()
+    chat.conversation_id = conversation_id
+    for m in messages:
+        role = field(m, "role")
+        chat.history.append({"role": role, "content": shown_text(m)})
+        if role == "assistant":
+            chat.last_answer_id = field(m, "id")
+
+
+def carry_over(old: Chat, new: Chat) -> None:
+    """Continue `old`'s conversation in `new` (after loading another model)."""
+    new.conversation_id = old.conversation_id
+    new.history = list(old.history)
+    new.last_answer_id = old.last_answer_id
+
+
+def sources(hits: Iterable[Any] | None) -> list[tuple[str, str]]:
+    """(label, text) pairs for the sources an answer used (Hit objects or stored dicts)."""
+    return [(str(field(h, "source", "") or field(h, "kind", "")), str(field(h, "text", "")))
+            for h in hits or []]
+
+
+class _StoreOnly:
+    """What slash commands get while the model loads: the store, and no answer yet."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def feedback(self, kind: str, edited_text: str | None = None) -> str:
+        raise HearthError("no answer yet to give feedback on (the model is still loading)")
+
+    def new_conversation(self) -> None:
+        return None
+
+
+def run_command(chat: Chat | None, store: Store, line: str) -> tuple[str, bool]:
+    """Run a slash command (agent.commands); returns (message, quit)."""
+    from agent.commands import run_command as run
+
+    result = run(chat if chat is not None else _StoreOnly(store), line)
+    return result.message, result.quit
+
+
+# -- settings ------------------------------------------------------------------------------
+
+
+def sampling(store: Store) -> SamplingOptions:
+    from agent.runtime import SamplingOptions
+
+    return SamplingOptions.from_dict(store.get_setting(SAMPLING_KEY) or {})
+
+
+def save_sampling(store: Store, options: SamplingOptions) -> None:
+    from dataclasses import asdict
+
+    store.set_setting(SAMPLING_KEY, asdict(options))
+
+
+def model_choice(store: Store) -> str | None:
+    value = store.get_setting(MODEL_KEY)
+    return str(value) if value else None
+
+
+def save_model_choice(store: Store, spec: str | None) -> None:
+    store.set_setting(MODEL_KEY, spec or None)
+
+
+def local_models() -> list[str]:
+    """Names of the converted models in the cache."""
+    from agent import models
+
+    try:
+        return [str(m["name"]) for m in models.list_models()]
+    except OSError:
+        return []
+
+
+# -- adapters ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    """How close the user is to their first (or next) personal adapter."""
+
+    accepted: int
+    """Accepted or edited answers that can be trained on."""
+    threshold: int
+    """Below this many no adapter is trained (the refresh policy's `min_accepted`)."""
+    new_needed: int
+    """New accepted answers a scheduled refresh waits for after the active adapter."""
+    new_since_active: int | None
+    """Accepted answers the active adapter has not seen (None: no adapter yet)."""
+
+    @property
+    def reached(self) -> bool:
+        return self.accepted >= self.threshold
+
+    def summary(self) -> str:
+        """One line for the adapters screen.
+
+        >>> ColdStart(7, 20, 10, None).summary()
+        '7/20 accepted answers: 13 more before the first adapter can train'
+        >>> ColdStart(25, 20, 10, 3).summary()
+        '25 accepted, 3 new since the active adapter (nightly refresh at 10)'
+        """
+        if not self.reached:
+            more = self.threshold - self.accepted
+            return (f"{self.accepted}/{self.threshold} accepted answers: "
+                    f"{more} more before the first adapter can train")
+        if self.new_since_active is None:
+            return f"{self.accepted} accepted answers: enough to train the first adapter (t)"
+        return (f"{self.accepted} accepted, {self.new_since_active} new since the active "
+                f"adapter (nightly refresh at {self.new_needed})")
+
+
+def cold_start(store: Store) -> ColdStart:
+    from adapters import refresh, registry
+
+    policy = refresh.settings(store)[2]
+    accepted = {a.message_id for a in store.accepted_examples()}
+    active = store.active_adapter()
+    since = None
+    if active is not None and active.get("path"):
+        try:
+            seen = set(registry.read_manifest(Path(active["path"])).get("message_ids", []))
+        except Exception:  # noqa: BLE001 - an unreadable manifest: count everything as new
+            seen = set()
+        since = len(accepted - seen)
+    return ColdStart(len(accepted), int(policy.min_accepted), int(policy.min_new_accepted), since)
+
+
+def adapter_versions(store: Store) -> list[dict[str, Any]]:
+    """Registry rows, newest first."""
+    return list(reversed(store.list_adapter_versions()))
+
+
+def activate_adapter(store: Store, version: str, base_checksum: str | None) -> None:
+    """Make `version` the active adapter (verified, and bound to the loaded base if any)."""
+    from adapters import registry
+
+    registry.activate(store, version, base_checksum)
+
+
+def rollback_adapter(store: Store, base_checksum: str | None) -> str | None:
+    """Go back to the previously active adapter (or the base model); returns the new one."""
+    from adapters import registry
+
+    return registry.rollback(store, base_checksum)
+
+
+def sync_adapter(chat: Chat) -> str | None:
+    """Serve the store's active adapter now; returns a notice. Model thread only."""
+    return chat.sync_adapter()
+
+
+def refresh_model(runtime: Runtime | None) -> str | None:
+    """The `--model` a refresh should train on: the loaded model's folder (None: bundled)."""
+    if runtime is None or runtime.ref.bundled:
+        return None
+    return str(runtime.ref.path)
+
+
+def start_refresh(model: str | None) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start a refresh now (`python -m adapters.worker refresh --force`) in its own session.
+
+    `--force` skips the battery and recent-activity checks (the user asked), not the
+    cold-start minimum. Output goes to a log file, not a pipe, so the refresh outlives the
+    app: quitting does not stop training. Returns the process and the log's path.
+    """
+    from agent import paths
+
+    command = [sys.executable, "-m", "adapters.worker", "refresh", "--force"]
+    if model:
+        command += ["--model", model]
+    log = paths.logs_dir() / "refresh-app.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
+        )
+    paths.make_private(log)
+    return process, log
+
+
+def stop_refresh(process: subprocess.Popen[bytes]) -> None:
+    """Ask a running refresh to stop (Ctrl-C: the next refresh resumes its checkpoint)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+
+
+def follow(
+    process: subprocess.Popen[bytes],
+    log: Path,
+    line: Callable[[str], None],
+    stopped: Callable[[], bool] = lambda: False,
+) -> int | None:
+    """Feed each line the refresh writes to `line` until it exits; returns its exit code
+    (None when `stopped()` says to stop watching; the refresh keeps running)."""
+    with log.open("r", encoding="utf-8", errors="replace") as fh:
+        while not stopped():
+            text = fh.readline()
+            if text:
+                line(text.rstrip("\n"))
+                continue
+            if process.poll() is not None:
+                for rest in fh:
+                    line(rest.rstrip("\n"))
+                return int(process.returncode)
+            _pause.wait(0.2)
+    return None
+
+
+_pause = threading.Event()
+
+
+def refresh_event(line: str) -> tuple[str, tuple[int, int] | None]:
+    """A refresh log line as text for people, and its (step, total) progress if any.
+
+    >>> refresh_event('{"event": "train", "step": 3, "total": 40, "loss": 2.1}')
+    ('step 3/40  loss 2.100', (3, 40))
+    >>> refresh_event('{"event": "result", "status": "cold_start", "reason": "3/20"}')
+    ('result: cold_start (3/20)', None)
+    >>> refresh_event("plain text")
+    ('plain text', None)
+    """
+    try:
+        event = json.loads(line) if line.lstrip().startswith("{") else None
+    except ValueError:
+        event = None
+    if not isinstance(event, dict):
+        return line, None
+    step, total = event.get("step"), event.get("total")
+    progress = (step, total) if isinstance(step, int) and isinstance(total, int) and total else None
+    return _event_text(event), progress
+
+
+def _event_text(event: dict[str, Any]) -> str:
+    kind = event.get("event", "?")
+    if kind == "train":
+        return f"step {event.get('step')}/{event.get('total')}  loss {_num(event.get('loss'))}"
+    if kind == "val":
+        return f"step {event.get('step')}/{event.get('total')}  validation loss {_num(event.get('val_loss'))}"
+    if kind == "training":
+        return (f"training {event.get('version')} on {event.get('n_train')} answers "
+                f"({event.get('n_valid')} held out)")
+    if kind == "evaluate":
+        return f"evaluating {event.get('what')}"
+    if kind == "verdict":
+        return f"verdict: {'promote' if event.get('promote') else 'reject'} ({event.get('reason')})"
+    if kind == "result":
+        return f"result: {event.get('status')} ({event.get('reason')})"
+    skip = {"event", "time"}
+    rest = " ".join(f"{k}={_num(v)}" for k, v in event.items() if k not in skip)
+    return f"{kind}: {rest}"
+
+
+def _num(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
