@@ -123,7 +123,8 @@ def report(measure: bool = True) -> BlasReport:
     lib = sgemm_library()
     optimised = any(key in lib for key in ("mkl", "openblas")) and "mlx_cpu.libs" not in lib
     gflops = measure_gflops() if measure else None
-    if gflops is not None and gflops < 20:
+    # reference BLAS measures 3-5 GFLOP/s; MKL/OpenBLAS 100+ (20+ on a busy machine)
+    if gflops is not None and gflops < 12:
         optimised = False
     fix = None
     if not optimised:

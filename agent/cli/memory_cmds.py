@@ -134,7 +134,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     s = store()
-    bar = tqdm(file=sys.stderr, leave=False, dynamic_ncols=True)
+    bar = tqdm(file=sys.stderr, leave=False, dynamic_ncols=True, disable=not sys.stderr.isatty())
 
     def progress(p: Any) -> None:
         bar.set_description("reading files" if p.phase == "files" else "embedding")
