@@ -234,7 +234,7 @@ def forget_conversation(db: Database, conversation_id: str, purge: bool = True) 
     with write(db):
         if not db.execute("SELECT 1 FROM conversations WHERE id = ?", [conversation_id]).fetchone():
             raise NotFoundError(
-                f"No conversation {conversation_id}; list them with `hearth history`."
+                f"No conversation {conversation_id}; list them with `hearth history list`."
             )
         ids = [
             r[0]
@@ -256,7 +256,9 @@ def forget_document(db: Database, document: str, purge: bool = True) -> ForgetRe
             "SELECT id FROM documents WHERE id = ? OR path = ?", [document, document]
         ).fetchone()
         if row is None:
-            raise NotFoundError(f"No document {document}; see `hearth ingest --list`.")
+            raise NotFoundError(
+                f"No document {document}; give its id or the full path it was ingested from."
+            )
         doc_id = row[0]
         referenced = {
             r[0]

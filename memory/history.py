@@ -61,7 +61,7 @@ def set_conversation_title(db: Database, conversation_id: str, title: str | None
         )
         if cur.rowcount == 0:
             raise NotFoundError(
-                f"No conversation {conversation_id}; list them with `hearth history`."
+                f"No conversation {conversation_id}; list them with `hearth history list`."
             )
 
 
@@ -118,7 +118,9 @@ def get_message(db: Database, message_id: str) -> MessageRecord:
 
 def conversation_messages(db: Database, conversation_id: str) -> list[MessageRecord]:
     if not db.execute("SELECT 1 FROM conversations WHERE id = ?", [conversation_id]).fetchone():
-        raise NotFoundError(f"No conversation {conversation_id}; list them with `hearth history`.")
+        raise NotFoundError(
+            f"No conversation {conversation_id}; list them with `hearth history list`."
+        )
     return _message_rows(db, "m.conversation_id = ?", [conversation_id])
 
 

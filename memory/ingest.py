@@ -341,6 +341,8 @@ def document_chunks(db: Database, document: str) -> list[str]:
         "SELECT id FROM documents WHERE id = ? OR path = ?", [document, document]
     ).fetchone()
     if row is None:
-        raise NotFoundError(f"No document {document}; see `hearth ingest --list`.")
+        raise NotFoundError(
+            f"No document {document}; give its id or the full path it was ingested from."
+        )
     rows = db.execute("SELECT text FROM chunks WHERE document_id = ? ORDER BY ordinal", [row[0]])
     return [r[0] for r in rows]

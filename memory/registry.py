@@ -134,7 +134,7 @@ def update_adapter_version(db: Database, id: str, **fields: Any) -> None:
     with write(db):
         current = db.execute("SELECT status FROM adapter_versions WHERE id = ?", [id]).fetchone()
         if current is None:
-            raise NotFoundError(f"No adapter version {id}; list them with `hearth adapters`.")
+            raise NotFoundError(f"No adapter version {id}; list them with `hearth adapters list`.")
         if current[0] == "active" and "status" in fields:
             raise StoreError(
                 f"Adapter {id} is active; call set_active_adapter(other or None) before "
@@ -149,7 +149,7 @@ def update_adapter_version(db: Database, id: str, **fields: Any) -> None:
 def get_adapter_version(db: Database, id: str) -> dict[str, Any]:
     rows = list(db.query("SELECT * FROM adapter_versions WHERE id = ?", [id]))
     if not rows:
-        raise NotFoundError(f"No adapter version {id}; list them with `hearth adapters`.")
+        raise NotFoundError(f"No adapter version {id}; list them with `hearth adapters list`.")
     return _adapter_row(rows[0])
 
 
@@ -172,7 +172,7 @@ def set_active_adapter(db: Database, id: str | None) -> None:
             id is not None
             and not db.execute("SELECT 1 FROM adapter_versions WHERE id = ?", [id]).fetchone()
         ):
-            raise NotFoundError(f"No adapter version {id}; list them with `hearth adapters`.")
+            raise NotFoundError(f"No adapter version {id}; list them with `hearth adapters list`.")
         now = now_iso()
         db.execute(
             "UPDATE adapter_versions SET status = 'retired', updated_at = ? "

@@ -363,6 +363,20 @@ class Store:
         return export.backup(self.db, Path(dest))
 
     @_locked
+    def integrity_check(self, full: bool = False) -> str:
+        """ "ok", or what is wrong: SQLite's quick_check (full: integrity_check, and the FTS
+        indexes checked against their tables, which takes seconds on a big store)."""
+        pragma = "integrity_check" if full else "quick_check"
+        problems = [r[0] for r in self.db.execute(f"PRAGMA {pragma}") if r[0] != "ok"]
+        if full:
+            for table in ("memories_fts", "chunks_fts", "messages_fts"):
+                try:
+                    self.db.execute(f"INSERT INTO {table}({table}) VALUES ('integrity-check')")
+                except sqlite3.DatabaseError as exc:
+                    problems.append(f"{table}: {exc}")
+        return "ok" if not problems else "; ".join(problems[:5])
+
+    @_locked
     def stats(self) -> dict[str, int]:
         tables = (
             "conversations",

@@ -218,3 +218,11 @@ def test_set_active_adapter_is_one_transaction(store: Store) -> None:
     store.db.conn.set_trace_callback(None)
     writes = [s.split()[0].upper() for s in statements if s.split()[0].upper() != "SELECT"]
     assert writes == ["BEGIN", "UPDATE", "UPDATE", "COMMIT"]
+
+
+def test_integrity_check_finds_a_broken_fts_index(store: Store) -> None:
+    store.add_memory("bees make honey")
+    assert store.integrity_check() == "ok"
+    assert store.integrity_check(full=True) == "ok"
+    store.db.execute("DELETE FROM memories_fts_data WHERE id > 10")  # damage the index
+    assert "memories_fts" in store.integrity_check(full=True)
