@@ -2,10 +2,11 @@
 
 mlx-lm's `default_loss` projects every position onto the vocabulary and then masks the prompt
 away. With a 49k vocabulary on CPU that projection and its softmax dominate a step, and for
-chat examples most positions are prompt. `answer_loss` computes the same masked mean (equal
-up to float rounding) but projects only the tail of the batch that holds answer tokens. The
-tail length travels as the *shape* of a third batch element (`window`), so `mx.compile` in
-`trainer.train` sees a static size and recompiles only per (width, tail) bucket.
+chat examples most positions are prompt. The answer loss computes the same masked mean (equal
+up to float rounding) but gathers the answer positions first and projects only those. The
+positions travel as two extra batch elements (index, mask) of shape (rows, K), K rounded up
+to GATHER_TO, so `mx.compile` in `trainer.train` sees static shapes and recompiles only per
+(width, K) bucket.
 
 `batch_iterator` wraps mlx-lm's `iterate_batches` (seeded order, `skip` batches replayed for
 a resumed run, stoppable); in validation it yields every example once, the remainder included
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 PAD_TO = 32
+GATHER_TO = 8
 
 
 class StopFlag:
@@ -28,30 +30,37 @@ class StopFlag:
         self.steps = 0
 
 
-def tail_length(offsets: list[int], lengths: list[int], width: int) -> int:
-    """How many trailing input positions hold answer targets, rounded up to PAD_TO.
+def answer_positions(pairs: list[tuple[int, int]], width: int) -> tuple[Any, Any]:
+    """Input positions whose next token is scored, per row, as (index, mask) arrays (B, K).
 
-    Inputs are `width - 1` positions; position t predicts token t + 1, which is an answer
-    token when t + 1 >= offset. So the tail starts at min(offset) - 1.
+    Row (offset, length) scores positions t with offset <= t + 1 <= length, the same set as
+    mlx-lm's `default_loss`; K is the longest such run rounded up to GATHER_TO.
 
-    >>> tail_length([50, 40], [60, 70], width=97)
-    64
-    >>> tail_length([0], [10], width=33)
-    32
+    >>> idx, mask = answer_positions([(3, 5), (1, 2)], width=9)
+    >>> idx[0, :3].tolist(), mask.sum(axis=1).tolist(), idx.shape
+    ([2, 3, 4], [3, 2], (2, 8))
     """
-    inputs = width - 1
-    start = max(0, min(min(offsets), max(lengths)) - 1)
-    need = inputs - start
-    return min(inputs, PAD_TO * ((need + PAD_TO - 1) // PAD_TO)) if need > 0 else 1
+    import numpy as np
+
+    last = width - 2  # inputs are width - 1 positions
+    spans = [(max(0, off - 1), min(n - 1, last)) for off, n in pairs]
+    counts = [max(0, hi - lo + 1) for lo, hi in spans]
+    k = min(last + 1, GATHER_TO * max(1, -(-max(counts) // GATHER_TO)))
+    idx = np.zeros((len(pairs), k), np.int32)
+    mask = np.zeros((len(pairs), k), bool)
+    for row, ((lo, _), count) in enumerate(zip(spans, counts, strict=True)):
+        idx[row, :count] = np.arange(lo, lo + count)
+        mask[row, :count] = True
+    return idx, mask
 
 
-def with_window(batch: Any, lengths: Any) -> tuple[Any, Any, Any]:
-    """Append the `window` array whose length is the answer tail of this batch."""
+def with_window(batch: Any, lengths: Any) -> tuple[Any, Any, Any, Any]:
+    """Append the answer positions (index, mask) of this batch to mlx-lm's (batch, lengths)."""
     import mlx.core as mx
 
-    pairs = lengths.tolist()
-    k = tail_length([p[0] for p in pairs], [p[1] for p in pairs], batch.shape[1])
-    return batch, lengths, mx.zeros((k,), dtype=mx.int8)
+    pairs = [(int(o), int(n)) for o, n in lengths.tolist()]
+    idx, mask = answer_positions(pairs, batch.shape[1])
+    return batch, lengths, mx.array(idx), mx.array(mask)
 
 
 def split_head(model: Any) -> tuple[Callable[[Any], Any], Callable[[Any], Any]] | None:
@@ -89,28 +98,28 @@ def check_split(model: Any) -> bool:
 
 
 def make_answer_loss(model: Any) -> Callable[..., Any]:
-    """A `loss(model, batch, lengths, window=None)` for `trainer.train` / `evaluate`.
+    """A `loss(model, batch, lengths, idx=None, mask=None)` for `trainer.train` / `evaluate`.
 
-    Returns (mean NLL over answer tokens, number of answer tokens), like `default_loss`.
+    Returns (mean NLL over answer tokens, number of answer tokens), like `default_loss`;
+    without `idx` it is exactly `default_loss`.
     """
     import mlx.core as mx
     import mlx.nn as nn
+    from mlx_lm.tuner.trainer import default_loss
 
     use_split = check_split(model)
 
-    def loss(model: Any, batch: Any, lengths: Any, window: Any = None) -> tuple[Any, Any]:
+    def loss(model: Any, batch: Any, lengths: Any, idx: Any = None, mask: Any = None) -> tuple[Any, Any]:
+        if idx is None:
+            return default_loss(model, batch, lengths)  # type: ignore[no-any-return]
         inputs, targets = batch[:, :-1], batch[:, 1:]
-        width = inputs.shape[1]
-        k = width if window is None else min(width, window.shape[0])
-        start = width - k
         if use_split:
             body, head = split_head(model)  # type: ignore[misc]
-            logits = head(body(inputs)[:, start:])
+            hidden = mx.take_along_axis(body(inputs), idx[..., None], axis=1)
+            logits = head(hidden)
         else:
-            logits = model(inputs)[:, start:]
-        steps = mx.arange(start + 1, width + 1)
-        mask = mx.logical_and(steps >= lengths[:, 0:1], steps <= lengths[:, 1:])
-        ce = nn.losses.cross_entropy(logits, targets[:, start:]) * mask
+            logits = mx.take_along_axis(model(inputs), idx[..., None], axis=1)
+        ce = nn.losses.cross_entropy(logits, mx.take_along_axis(targets, idx, axis=1)) * mask
         ntoks = mask.sum()
         return ce.astype(mx.float32).sum() / mx.maximum(ntoks, 1), ntoks
 

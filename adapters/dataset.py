@@ -143,7 +143,8 @@ def split(
 
     An example is held out when its position is below `valid_fraction`; if that gives fewer
     than `min_valid`, the lowest positions are held out instead (never more than half the
-    data). Adding examples never moves an old training example into validation.
+    data). Once there are at least 2 * min_valid examples, adding examples never moves an old
+    training example into validation (the boundary position can only fall).
     """
     ranked = sorted(examples, key=lambda e: e.position)
     n_valid = sum(1 for e in ranked if e.position < valid_fraction)

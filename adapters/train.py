@@ -22,7 +22,6 @@ import contextlib
 import io
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -59,6 +58,8 @@ class TrainResult:
     """Tokens trained on in this process (not counting before a resume)."""
     train_seconds: float
     """Time spent in training steps in this process (validation excluded)."""
+    last_weights: Path | None = None
+    """The weights after the last step taken (mlx-lm's own final save)."""
     history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -286,9 +287,10 @@ def train_adapter(
         raise AdapterError("training diverged (validation loss is not finite): lower the learning rate")
     load_into(model, best / "adapters.safetensors")
     files.remove_tree(run_dir / CHECKPOINT)
-    (run_dir / "last.safetensors").unlink(missing_ok=True)
+    last = run_dir / "last.safetensors"
     result = TrainResult(best, run.best_loss, run.best_step, steps, iters, run.stop.stop,
-                         run.offset if resumed else 0, run.train_tokens, run.train_seconds, run.history)
+                         run.offset if resumed else 0, run.train_tokens, run.train_seconds,
+                         last if last.exists() else None, run.history)
     callback.emit({"event": "done", "step": steps, "total": iters, "best_step": run.best_step,
                    "best_val_loss": run.best_loss, "stopped_early": run.stop.stop,
                    "tokens_per_second": round(result.tokens_per_second, 1)})
@@ -316,9 +318,3 @@ def load_into(model: Any, weights_file: Path) -> None:
 
     model.load_weights(list(mx.load(str(weights_file)).items()), strict=False)
     mx.eval(model.parameters())
-
-
-def set_low_priority() -> None:
-    """Be nice to the chat process (os.nice(10)); ignore platforms that refuse."""
-    with contextlib.suppress(OSError, AttributeError):
-        os.nice(10)

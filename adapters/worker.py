@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (ref, tr):
         p.add_argument("--log", type=Path, help="also write JSON-lines progress here")
         p.add_argument("--no-nice", action="store_true", help="keep normal priority")
+        p.add_argument("--blas-threads", type=int, default=1,
+                       help="BLAS threads (default 1: leaves a core to the chat; 0 = library default)")
     return parser
 
 
@@ -85,9 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     paths.private_umask()
     if not args.no_nice:
-        from adapters.train import set_low_priority
+        from adapters.priority import set_low_priority
 
-        set_low_priority()
+        set_low_priority(args.blas_threads or None)
     blas.ensure()
     from adapters.errors import AdapterError
 

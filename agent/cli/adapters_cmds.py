@@ -153,7 +153,7 @@ def _bar() -> Any:
 
 def cmd_refresh(args: argparse.Namespace) -> int:
     from adapters import refresh, worker
-    from adapters.train import set_low_priority
+    from adapters.priority import set_low_priority
 
     if args.background:
         extra = ["--force"] if args.force else []

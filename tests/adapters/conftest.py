@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,17 @@ TINY_CONFIG = {
     "rope_theta": 10000.0,
     "max_position_embeddings": 2048,
 }
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread() -> Iterator[None]:
+    """Train as the refresh worker does: one BLAS thread (see adapters.priority)."""
+    from adapters.priority import blas_threads
+
+    previous = blas_threads(1)
+    yield
+    if previous:
+        blas_threads(previous)
 
 
 @pytest.fixture(scope="session")
@@ -74,70 +84,11 @@ def tiny(tiny_model_dir: Path) -> tuple[Any, Any]:
     return load(str(tiny_model_dir))
 
 
-@dataclass
-class FakeAccepted:
-    message_id: str
-    prompt_messages: list[dict[str, str]]
-    target: str
-    created_at: str = "2026-11-01T00:00:00Z"
-    forgotten: bool = False
-
-
-def accepted(n: int, start: int = 0, fact: str = "The lighthouse keeper is named Orla.") -> list[FakeAccepted]:
-    """`n` distinct accepted answers teaching one fact in one style."""
-    rows = []
-    for i in range(start, start + n):
-        prompt = [
-            {"role": "system", "content": "You are Hearth."},
-            {"role": "user", "content": f"Question {i}: who keeps the lighthouse?"},
-        ]
-        rows.append(FakeAccepted(f"m{i:04d}", prompt, f"Ahoy! {fact} (note {i})"))
-    return rows
-
-
-@dataclass
-class FakeStore:
-    """The slice of memory.store.Store the adapters package uses, in memory."""
-
-    rows: list[FakeAccepted] = field(default_factory=list)
-    versions: dict[str, dict[str, Any]] = field(default_factory=dict)
-    active: str | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
-    last_user_message_at: str | None = None
-
-    def accepted_examples(self, include_forgotten: bool = False) -> list[FakeAccepted]:
-        return [r for r in self.rows if include_forgotten or not r.forgotten]
-
-    def add_adapter_version(self, **fields: Any) -> str:
-        vid = fields.get("id") or fields["version"]
-        self.versions[vid] = {"id": vid, **fields}
-        return vid
-
-    def update_adapter_version(self, vid: str, **fields: Any) -> None:
-        self.versions[vid].update(fields)
-
-    def get_adapter_version(self, vid: str) -> dict[str, Any] | None:
-        row = self.versions.get(vid)
-        return None if row is None else {**row, "active": vid == self.active}
-
-    def list_adapter_versions(self) -> list[dict[str, Any]]:
-        return [self.get_adapter_version(v) for v in self.versions]  # type: ignore[misc]
-
-    def active_adapter(self) -> dict[str, Any] | None:
-        return None if self.active is None else self.get_adapter_version(self.active)
-
-    def set_active_adapter(self, vid: str | None) -> None:
-        if vid is not None and vid not in self.versions:
-            raise KeyError(vid)
-        self.active = vid
-
-    def get_setting(self, key: str, default: Any = None) -> Any:
-        return self.settings.get(key, default)
-
-    def set_setting(self, key: str, value: Any) -> None:
-        self.settings[key] = value
-
-
 @pytest.fixture
-def fake_store() -> Iterator[FakeStore]:
-    yield FakeStore()
+def store(hearth_home: Path) -> Iterator[Any]:
+    from memory.embed import HashEmbedder
+    from memory.store import Store
+
+    s = Store.open(embedder=HashEmbedder())
+    yield s
+    s.close()
