@@ -28,12 +28,12 @@ PREFILL_TEXT = " ".join(["The history of the city is long and full of stories ab
 STORY = [{"role": "user", "content": "Write a long, detailed story about a lighthouse keeper."}]
 
 
-def prefill_tps(model_path: str, repeats: int = 3) -> float:
+def prefill_tps(model_path: str, repeats: int = 3, loaded: tuple | None = None) -> float:  # type: ignore[type-arg]
     import mlx.core as mx
     from mlx_lm import load
     from mlx_lm.models.cache import make_prompt_cache
 
-    model, tok = load(model_path)
+    model, tok = loaded or load(model_path)
     ids = mx.array([tok.encode(PREFILL_TEXT)])
     best = 0.0
     for _ in range(repeats):
@@ -115,7 +115,7 @@ def main() -> None:
         list(rt.stream(first, SamplingOptions(temperature=0.0, max_tokens=32)))
         warm.append(ttft(rt, second, reuse=True))
         cold.append(ttft(rt, second, reuse=False))
-    fast_prefill = prefill_tps(str(ref.path))
+    fast_prefill = prefill_tps(str(ref.path), loaded=(rt.model, rt.tokenizer))
     slow_prefill = child_prefill(str(ref.path)) if sys.platform.startswith("linux") else float("nan")
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     results = {
