@@ -4,8 +4,10 @@ Builds a store with --chunks synthetic document chunks (Zipf-distributed pseudo-
 unit vectors standing in for embeddings), then times --queries hybrid searches (BM25 + cosine +
 RRF + fetching the hits). The query vector comes from a stand-in embedder, so search_*_ms is
 the store's own cost; the real model's cost per query is query_embed_ms, and its batched
-throughput embed_per_s. ingest_files_per_s times `Store.ingest` on small Markdown files
-(reading, hashing, chunking, writing; embedding excluded, timed as ingest_embed_files_per_s).
+throughput embed_per_s (English paragraphs of 200-800 characters). ingest_files_per_s times
+`Store.ingest` on small Markdown files (reading, hashing, chunking, writing; embedding
+excluded, timed as ingest_embed_files_per_s). CPU times are printed too: on a shared machine
+the wall-clock numbers include waiting for other processes (see load_average_1m).
 
 Usage: python scripts/bench_memory.py [--chunks 100000] [--queries 200] [--no-model]
 """
@@ -13,8 +15,10 @@ Usage: python scripts/bench_memory.py [--chunks 100000] [--queries 200] [--no-mo
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -54,6 +58,25 @@ def words(rng: np.random.Generator, n: int) -> list[str]:
     ranks = rng.zipf(1.15, n)
     ranks = np.where(ranks > VOCAB, rng.integers(1, VOCAB, n), ranks)
     return [f"w{r}" for r in ranks]
+
+
+@functools.cache
+def prose(n: int) -> list[str]:
+    """Up to n English paragraphs (200-800 characters) from the standard library's
+    docstrings: real text for the model's numbers, available offline everywhere."""
+    found: list[str] = []
+    stdlib = Path(os.__file__).parent
+    for path in sorted(p for p in stdlib.rglob("*.py") if "test" not in p.parts):
+        for doc in re.findall(
+            r'"""(.*?)"""', path.read_text(encoding="utf-8", errors="replace"), re.S
+        ):
+            for para in re.split(r"\n\s*\n", doc):
+                para = " ".join(para.split())
+                if 200 <= len(para) <= 800:
+                    found.append(para)
+        if len(found) >= n:
+            break
+    return [found[i % len(found)] for i in range(n)]
 
 
 def build(store: Store, n_chunks: int, rng: np.random.Generator) -> float:
@@ -105,10 +128,12 @@ def time_queries(store: Store, queries: list[str]) -> tuple[list[float], list[fl
 
 
 def bench_ingest(home: Path, embedder: object, n_files: int, rng: np.random.Generator) -> float:
+    """Files per second through Store.ingest; each file is a heading and 4 paragraphs."""
     folder = home / f"files-{n_files}-{type(embedder).__name__}"
     folder.mkdir()
+    paragraphs = prose(2000)[: 4 * n_files]
     for i in range(n_files):
-        paras = [f"# Note {i}"] + [" ".join(words(rng, 60)) for _ in range(5)]
+        paras = [f"# Note {i}"] + paragraphs[4 * i : 4 * i + 4]
         (folder / f"note{i}.md").write_text("\n\n".join(paras))
     with Store.open(home / f"ingest-{n_files}.db", embedder=embedder) as s:  # type: ignore[arg-type]
         t = time.perf_counter()
@@ -162,8 +187,8 @@ def bench_search(path: Path, args: argparse.Namespace, rng: np.random.Generator)
 
 def bench_model(home: Path, rng: np.random.Generator) -> None:
     model = Embedder()
-    texts = [" ".join(words(rng, 130)) for _ in range(128)]
-    model.embed(texts[:16])  # load and warm up
+    texts = prose(2000)[-128:]
+    model.embed(prose(2000)[-144:-128])  # load and warm up
     t = time.perf_counter()
     model.embed(texts)
     print(f"embed_per_s: {len(texts) / (time.perf_counter() - t):.1f}")

@@ -190,3 +190,15 @@ def test_sign_bits_any_dim() -> None:
     assert bits.shape == (2, 2)
     assert bin(int(bits[0, 0])).count("1") + bin(int(bits[1, 0])).count("1") == 70
     assert int(bits[0, 1]) == 0 and int(bits[1, 1]) == 0
+
+
+def test_search_embeds_only_a_little_of_a_big_queue(store: Store) -> None:
+    from memory.retrieval import SEARCH_EMBED_LIMIT
+
+    for i in range(SEARCH_EMBED_LIMIT + 30):
+        store.add_memory(f"imported fact number {i}")
+    store.search("fact")
+    assert store.stats()["embed_queue"] == 30
+    seen: list[tuple[int, int]] = []
+    assert store.embed_pending(progress=lambda done, total: seen.append((done, total))) == 30
+    assert seen[-1] == (30, 30) and store.stats()["embed_queue"] == 0
