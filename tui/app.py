@@ -176,6 +176,10 @@ class HearthApp(App[int]):
         """Replace fields of the status (UI thread)."""
         self.status = replace(self.status, **changes)
 
+    def from_thread(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Run `callback(*args)` on the UI thread from a worker (awaited if async)."""
+        self.call_from_thread(callback, *args)
+
     def report(self, exc: BaseException, title: str = "") -> None:
         """Show an error as a notification that says what to do (UI thread)."""
         self.notify(describe(exc), title=title, severity="error", timeout=10)

@@ -29,6 +29,22 @@ def clip(text: str, width: int) -> str:
     return flat if len(flat) <= width else flat[: max(0, width - 1)] + "…"
 
 
+def short_path(path: str, width: int = 52) -> str:
+    """A path for a table cell: home as '~', cut from the left to fit.
+
+    >>> short_path("/home/ann/notes/garden.md", 14).endswith("garden.md")
+    True
+    >>> len(short_path("/a/very/long/path/to/some/file.txt", 14))
+    14
+    """
+    from pathlib import Path
+
+    home = str(Path.home())
+    if home not in ("", "/") and (path == home or path.startswith(home + "/")):
+        path = "~" + path[len(home):]
+    return path if len(path) <= width else "…" + path[-(width - 1):]
+
+
 def number(value: Any, digits: int = 3) -> str:
     """A metric for a table cell ('–' when missing).
 

@@ -222,21 +222,19 @@ class ColdStart:
         return self.accepted >= self.threshold
 
     def summary(self) -> str:
-        """One line for the adapters screen.
+        """One short line for the adapters screen (a gauge sits beside it).
 
         >>> ColdStart(7, 20, 10, None).summary()
-        '7/20 accepted answers: 13 more before the first adapter can train'
+        'Accepted answers 7/20: 13 more before the first adapter'
         >>> ColdStart(25, 20, 10, 3).summary()
-        '25 accepted, 3 new since the active adapter (nightly refresh at 10)'
+        'Accepted answers 25: 3 new since the active adapter'
         """
         if not self.reached:
             more = self.threshold - self.accepted
-            return (f"{self.accepted}/{self.threshold} accepted answers: "
-                    f"{more} more before the first adapter can train")
+            return f"Accepted answers {self.accepted}/{self.threshold}: {more} more before the first adapter"
         if self.new_since_active is None:
-            return f"{self.accepted} accepted answers: enough to train the first adapter (t)"
-        return (f"{self.accepted} accepted, {self.new_since_active} new since the active "
-                f"adapter (nightly refresh at {self.new_needed})")
+            return f"Accepted answers {self.accepted}: enough for a first adapter (t trains)"
+        return f"Accepted answers {self.accepted}: {self.new_since_active} new since the active adapter"
 
 
 def cold_start(store: Store) -> ColdStart:

@@ -8,6 +8,7 @@ answers nonsense, fast and, with temperature 0, the same nonsense every time.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -59,17 +60,25 @@ def make_app(store: Store) -> Iterator[Callable[..., HearthApp]]:
         if factory is None:
             factory = (lambda: runtime) if runtime is not None else still_loading
         kw.setdefault("options", GREEDY)
-        return HearthApp(runtime_factory=factory, store=store, warm_up=False, **kw)
+        app = HearthApp(runtime_factory=factory, store=store, warm_up=False, **kw)
+        if factory is still_loading:
+            STILL_LOADING.add(app)
+        return app
 
     yield build
     release.set()
 
 
+STILL_LOADING: weakref.WeakSet[HearthApp] = weakref.WeakSet()
+"""Apps whose model never finishes loading (tests of the app while it loads)."""
+
+
 async def settle(pilot: Any) -> None:
-    """Wait for every worker but a model load still under way, then for the screen."""
-    workers = [w for w in pilot.app.workers if w.group != "model" or not w.is_running]
+    """Wait for the workers (but a model load that never ends), then for the screen."""
+    app = pilot.app
+    workers = [w for w in app.workers if not (app in STILL_LOADING and w.group == "model")]
     if workers:  # (an empty list would mean "all workers" to wait_for_complete)
-        await pilot.app.workers.wait_for_complete(workers)
+        await app.workers.wait_for_complete(workers)
     await pilot.pause()
 
 

@@ -63,16 +63,18 @@ class ChatScreen(Screen[None]):
     generating: reactive[bool] = reactive(False, bindings=True)
 
     class Turn(Message):
-        """A TurnEvent from the worker, for `bubble`."""
+        """A TurnEvent from the worker, for the answer bubble it streams into."""
 
-        def __init__(self, bubble: MessageBubble, event: TurnEvent) -> None:
+        def __init__(self, answer: MessageBubble, event: TurnEvent) -> None:
             super().__init__()
-            self.bubble, self.event = bubble, event
+            self.answer, self.event = answer, event
 
     class TurnFailed(Message):
-        def __init__(self, bubble: MessageBubble, error: BaseException) -> None:
+        """The turn raised before it was recorded."""
+
+        def __init__(self, answer: MessageBubble, error: BaseException) -> None:
             super().__init__()
-            self.bubble, self.error = bubble, error
+            self.answer, self.error = answer, error
 
     def __init__(self) -> None:
         super().__init__()
@@ -180,7 +182,7 @@ class ChatScreen(Screen[None]):
 
     @on(Turn)
     async def turn_event(self, message: Turn) -> None:
-        event, bubble = message.event, message.bubble
+        event, bubble = message.event, message.answer
         if event.kind == "token":
             await bubble.append(event.text)
             if event.stats is not None and event.stats.generated_tokens % 8 == 0:
@@ -198,7 +200,7 @@ class ChatScreen(Screen[None]):
 
     @on(TurnFailed)
     async def turn_failed(self, message: TurnFailed) -> None:
-        await message.bubble.fail(str(message.error).split(";")[0][:60])
+        await message.answer.fail(str(message.error).split(";")[0][:60])
         self._turn_over()
         prompt = self.query_one("#prompt", Input)
         if not prompt.value:
@@ -257,7 +259,7 @@ class ChatScreen(Screen[None]):
         except Exception as exc:  # noqa: BLE001
             app.call_from_thread(app.report, exc)
             return
-        app.call_from_thread(bubble.set_feedback, kind, edited)
+        app.from_thread(bubble.set_feedback, kind, edited)
         app.call_from_thread(self.notify, FEEDBACK_NOTE[kind])
 
     # regenerate, new, reopen ---------------------------------------------------------------
@@ -297,7 +299,7 @@ class ChatScreen(Screen[None]):
         except Exception as exc:  # noqa: BLE001
             self.app.call_from_thread(self.hearth.report, exc)
             return
-        self.app.call_from_thread(self.show_conversation, conversation_id, messages)
+        self.hearth.from_thread(self.show_conversation, conversation_id, messages)
 
     async def show_conversation(self, conversation_id: str, messages: list[Any]) -> None:
         """Replace the transcript with a stored conversation and continue it."""
@@ -323,7 +325,7 @@ class ChatScreen(Screen[None]):
         except Exception as exc:  # noqa: BLE001
             app.call_from_thread(app.report, exc)
             return
-        app.call_from_thread(self._slash_done, line, message, quit_now)
+        app.from_thread(self._slash_done, line, message, quit_now)
 
     async def _slash_done(self, line: str, message: str, quit_now: bool) -> None:
         if quit_now:

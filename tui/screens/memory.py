@@ -97,7 +97,7 @@ class MemoryScreen(Screen[None]):
         table = self.query_one("#documents", DataTable)
         table.clear()
         for d in documents:
-            table.add_row(formatting.clip(d.path, 52), str(d.n_chunks),
+            table.add_row(formatting.short_path(d.path), str(d.n_chunks),
                           formatting.short_date(d.updated_at)[:10], key=d.id)
         self.query_one("#documents-title", Label).update(f"Documents ({len(documents)})")
 

@@ -7,7 +7,7 @@ stays usable, and the conversation carries over. Values live in the store's sett
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from textual import work
 from textual.app import ComposeResult
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from agent.runtime import SamplingOptions
     from tui.app import HearthApp
 
-FIELDS = (
+FIELDS: tuple[tuple[str, str, Literal["number", "integer"], str], ...] = (
     ("temperature", "Temperature", "number", "0 = always the most likely word"),
     ("top_p", "Top p", "number", "nucleus sampling, 0–1"),
     ("max_tokens", "Max tokens", "integer", "answer length limit"),

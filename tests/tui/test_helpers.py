@@ -1,0 +1,64 @@
+"""The app's pure helpers: their docstring examples, and the glue's edge cases."""
+
+from __future__ import annotations
+
+import doctest
+import threading
+
+import pytest
+
+from tui import errors, formatting, services
+from tui.model_thread import ModelThread, ModelThreadClosed
+
+
+@pytest.mark.parametrize("module", [formatting, services, errors])
+def test_docstring_examples(module: object) -> None:
+    result = doctest.testmod(module)  # type: ignore[arg-type]
+    assert result.failed == 0 and result.attempted > 0
+
+
+def test_internal_errors_go_to_the_crash_log_not_the_screen(hearth_home: object) -> None:
+    from agent import paths
+
+    message = errors.describe(KeyError("boom"))
+    assert "Internal error (KeyError" in message and "crash.log" in message
+    assert "KeyError: 'boom'" in (paths.logs_dir() / "crash.log").read_text()
+    assert errors.describe(services.HearthError("do this next")) == "do this next"
+
+
+def test_model_thread_runs_everything_on_one_thread() -> None:
+    thread = ModelThread()
+    seen: list[str] = []
+
+    def worker() -> None:
+        seen.append(thread.call(lambda: threading.current_thread().name))
+
+    workers = [threading.Thread(target=worker) for _ in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert seen == ["hearth-mlx"] * 3
+    with pytest.raises(RuntimeError, match="block the UI"):
+        thread.call(lambda: None)  # from the main thread
+    thread.shutdown()
+    box: list[BaseException] = []
+    t = threading.Thread(target=lambda: _catch(box, lambda: thread.call(lambda: 1)))
+    t.start()
+    t.join()
+    assert isinstance(box[0], ModelThreadClosed)
+
+
+def _catch(box: list[BaseException], fn: object) -> None:
+    try:
+        fn()  # type: ignore[operator]
+    except BaseException as exc:  # noqa: BLE001
+        box.append(exc)
+
+
+def test_refresh_events_read_as_progress() -> None:
+    text, progress = services.refresh_event('{"event": "val", "step": 20, "total": 40, "val_loss": 1.5}')
+    assert (text, progress) == ("step 20/40  validation loss 1.500", (20, 40))
+    assert services.refresh_event('{"event": "verdict", "promote": true, "reason": "-8%"}')[0] == \
+        "verdict: promote (-8%)"
+    assert services.refresh_event("{not json")[0] == "{not json"
