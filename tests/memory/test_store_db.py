@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from mem_helpers import db_files
 
-from agent import paths
 from memory.db import open_database
 from memory.embed import HashEmbedder
 from memory.errors import CorruptDatabaseError, StoreError
@@ -151,10 +150,6 @@ def test_two_stores_share_the_file(store: Store) -> None:
         assert store.search("spare key", kinds=["memory"]) == []
     finally:
         other.close()
-
-
-def test_data_dir_helper_still_used() -> None:
-    assert paths.db_path().name == "hearth.db"
 
 
 def test_threads_share_one_store(store: Store) -> None:
