@@ -124,6 +124,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     s = store()
     report = s.import_training_jsonl(args.path) if args.training else s.import_jsonl(args.path)
+    s.embed_pending()  # imports queue their text; embed it now so search finds it
     print(report.summary())
     for line, err in report.errors[:10]:
         print(f"  line {line}: {err}", file=sys.stderr)
