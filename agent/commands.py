@@ -50,6 +50,13 @@ def _feedback(kind: str) -> Any:
     return run
 
 
+def _yes(chat: Any, arg: str) -> CommandResult:
+    kept = chat.keep_suggestions()
+    if not kept:
+        raise HearthError("nothing to keep: no memory was suggested by your last message")
+    return CommandResult(f"remembered {len(kept)} thing{'s' if len(kept) > 1 else ''}")
+
+
 def _new(chat: Any, arg: str) -> CommandResult:
     chat.new_conversation()
     return CommandResult("new conversation")
@@ -62,6 +69,7 @@ COMMANDS = {
     "reject": _feedback("rejected"),
     "edit": _feedback("edited"),
     "new": _new,
+    "yes": _yes,
 }
 
 
@@ -71,7 +79,10 @@ def run_command(chat: Any, line: str) -> CommandResult:
     if name in ("quit", "exit", "q"):
         return CommandResult("bye", quit=True)
     if name == "help":
-        return CommandResult("/accept /reject /edit TEXT /remember FACT /forget ID|TEXT /new /quit")
+        return CommandResult(
+            "/accept /reject /edit TEXT /remember FACT /yes (keep a suggested memory) "
+            "/forget ID|TEXT /new /quit"
+        )
     if name not in COMMANDS:
         return CommandResult(f"unknown command /{name}; try /help")
     try:

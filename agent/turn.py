@@ -85,6 +85,7 @@ class Chat:
         self.conversation_id = conversation_id
         self.history: list[dict[str, str]] = []
         self.last_answer_id: str | None = None
+        self.pending_suggestions: list[Any] = []
         if conversation_id:
             self._load_history(conversation_id)
 
@@ -130,6 +131,9 @@ class Chat:
         if self.conversation_id is None:
             self.conversation_id = self.store.new_conversation(title=text[:60])
         self.store.add_message(self.conversation_id, "user", text)
+        self.pending_suggestions = list(self.store.suggest_memories(text[:RETRIEVAL_QUERY_CHARS]))
+        for suggestion in self.pending_suggestions:
+            yield TurnEvent("notice", f"remember “{suggestion.text}”? type /yes to keep it")
         query = text[:RETRIEVAL_QUERY_CHARS]
         hits = self.store.search(
             query, k=self.settings.retrieval_k, exclude_conversation_id=self.conversation_id
@@ -173,6 +177,17 @@ class Chat:
                 done = ev
         assert done is not None
         return done
+
+    def keep_suggestions(self) -> list[str]:
+        """Store the memories suggested by the last message (a correction supersedes)."""
+        kept = []
+        for suggestion in self.pending_suggestions:
+            if suggestion.supersedes:
+                kept.append(self.store.supersede_memory(suggestion.supersedes, suggestion.text))
+            else:
+                kept.append(self.store.add_memory(suggestion.text, kind=suggestion.kind))
+        self.pending_suggestions = []
+        return kept
 
     def feedback(self, kind: str, edited_text: str | None = None, message_id: str | None = None) -> str:
         """Accept, reject or edit an answer (the last one by default)."""

@@ -119,7 +119,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
-HELP = """commands: /accept  /reject  /edit TEXT  /remember FACT  /new  /help  /quit
+HELP = """commands: /accept  /reject  /edit TEXT  /remember FACT  /yes  /new  /help  /quit
 (Ctrl-C stops an answer; Ctrl-D or /quit leaves)"""
 
 

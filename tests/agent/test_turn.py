@@ -117,3 +117,21 @@ def test_clean_input_handles_lone_surrogates_and_controls() -> None:
 def test_empty_message_is_refused(chat: Chat) -> None:
     with pytest.raises(HearthError, match="empty"):
         list(chat.send(" \x00 \n"))
+
+
+def test_stated_facts_are_suggested_and_kept_on_yes(chat: Chat, store: Store) -> None:
+    from agent.commands import run_command
+
+    events = list(chat.send("By the way, my name is Sam and I live in Leeds."))
+    notices = [e.text for e in events if e.kind == "notice"]
+    assert any("/yes" in n for n in notices)
+    assert run_command(chat, "/yes").message.startswith("remembered")
+    texts = " ".join(m.text for m in store.list_memories())
+    assert "Sam" in texts and "Leeds" in texts
+    # a correction supersedes the old memory, history kept
+    list(chat.send("Actually, I live in York now."))
+    run_command(chat, "/yes")
+    current = " ".join(m.text for m in store.list_memories())
+    assert "York" in current and "Leeds" not in current
+    assert any("Leeds" in m.text for m in store.list_memories(include_superseded=True))
+    assert "nothing to keep" in run_command(chat, "/yes").message

@@ -1,0 +1,141 @@
+"""`hearth eval`: base vs retrieval vs adapter vs both, on your accepted answers or a file.
+
+A thin shell over `adapters.eval`: choose the data, load the model, run the experiment in a
+temporary directory (deleted afterwards), print the Markdown table (or `--json`), and with
+`--out DIR` keep results.json and chart.png. Progress bars go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from agent.cli.main import add_model_options, progress_bar
+
+MIN_ACCEPTED = 8
+STAGES = {
+    "memory": "embedding the training part",
+    "retrieval": "retrieving for held-out questions",
+    "base": "measuring base",
+    "rag": "measuring base + retrieval",
+    "training": "training the adapter",
+    "adapter": "measuring adapter",
+    "both": "measuring adapter + retrieval",
+}
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "eval", help="does personalisation work? base vs retrieval vs adapter vs both",
+        description="Split your accepted answers (or a JSONL file) by hash, store the training "
+        "part as memory, train an adapter on it with the refresh trainer, and score four "
+        "conditions on the held-out part: base, rag, adapter, both.",
+    )
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--demo", action="store_true",
+                        help="use the demo persona shipped with Hearth (177 pairs)")
+    source.add_argument("--data", type=Path, metavar="FILE.jsonl",
+                        help='mlx-lm JSONL: {"messages"}, {"prompt","completion"} or {"text"}')
+    p.add_argument("--valid", type=Path, metavar="FILE.jsonl",
+                   help="score these pairs instead of a held-out share of the data")
+    p.add_argument("--limit", type=int, metavar="N", help="score only N held-out pairs (a stable slice)")
+    p.add_argument("--iters", type=int, metavar="N", help="adapter training steps (default: from --epochs)")
+    p.add_argument("--epochs", type=float, metavar="X", help="passes over the training part (default 2)")
+    p.add_argument("--max-tokens", type=int, metavar="N", help="greedy answer length limit (default 40)")
+    p.add_argument("--gen-batch", type=int, metavar="N", help="answers decoded together (default 8)")
+    p.add_argument("--no-probe", action="store_true", help="skip the general probe")
+    p.add_argument("--seed", type=int, default=0, help="seeds training and the bootstrap")
+    p.add_argument("--out", type=Path, metavar="DIR", help="write results.json and chart.png here")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object {base, rag, adapter, both} instead of the table")
+    add_model_options(p)
+    p.set_defaults(handler=cmd_eval)
+
+
+def experiment_config(args: argparse.Namespace) -> Any:
+    """ExperimentConfig from the command line (unset flags keep the defaults)."""
+    from adapters.eval.experiment import ExperimentConfig
+
+    config = ExperimentConfig(limit=args.limit, probe=not args.no_probe, seed=args.seed)
+    if args.max_tokens is not None:
+        config.max_tokens = args.max_tokens
+    if args.gen_batch is not None:
+        config.gen_batch = args.gen_batch
+    if args.epochs is not None:
+        config.train.epochs = args.epochs
+    if args.iters is not None:
+        config.train.iters = args.iters
+    config.train.seed = args.seed
+    return config
+
+
+def choose_data(args: argparse.Namespace) -> tuple[Any, str | None]:
+    """(Split, system prompt or None) from --demo, --data or the user's accepted answers."""
+    from adapters.eval import data
+
+    system_prompt = None
+    if args.demo:
+        items = data.demo_items()
+    elif args.data is not None:
+        items = data.from_jsonl(args.data)
+    else:
+        items, system_prompt = _accepted()
+    if args.valid is not None:
+        return data.with_valid(items, data.from_jsonl(args.valid)), system_prompt
+    return data.split_items(items), system_prompt
+
+
+def _accepted() -> tuple[list[Any], str]:
+    from adapters.errors import AdapterError
+    from adapters.eval import data
+    from memory.store import Store
+
+    with Store.open() as store:
+        items = data.from_accepted(store.accepted_examples())
+        _, system_prompt = store.active_system_prompt()
+    if len(items) < MIN_ACCEPTED:
+        raise AdapterError(
+            f"only {len(items)} accepted answers to learn from and score (need {MIN_ACCEPTED}): "
+            "accept more answers, or try `hearth eval --demo` or `hearth eval --data FILE.jsonl`"
+        )
+    return items, system_prompt
+
+
+def _stage_bars() -> Any:
+    """One tqdm bar per stage on stderr, each created when its stage starts."""
+    bars: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in bars:
+            bars[stage] = progress_bar(STAGES.get(stage, stage))
+        bars[stage](done, total)
+
+    return update
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from adapters.eval import report
+    from adapters.eval.experiment import run_experiment
+    from agent import models
+    from agent.runtime import Runtime
+
+    split, system_prompt = choose_data(args)
+    config = experiment_config(args)
+    ref = models.resolve(args.model, allow_download=args.allow_download,
+                         progress=progress_bar("converting the bundled model (first run)"))
+    runtime = Runtime.load(ref)
+    with tempfile.TemporaryDirectory(prefix="hearth-eval-") as tmp:
+        results = run_experiment(runtime, split, Path(tmp), config, system_prompt,
+                                 progress=_stage_bars())
+    if args.out is not None:
+        written = report.write(results, args.out)
+        print(f"hearth: wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(results.conditions(), indent=2))
+    else:
+        print(report.markdown(results))
+    return 0
