@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agent import blas, paths
+from agent import blas, offline, paths
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,6 +86,7 @@ def run_train(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     paths.private_umask()
+    offline.enable()  # the worker is its own process: the chat's guard does not cover it
     if not args.no_nice:
         from adapters.priority import set_low_priority
 

@@ -122,8 +122,8 @@ def demo_items() -> list[Item]:
     return dedupe([parse_record(json.loads(line)) for line in text.splitlines() if line.strip()])
 
 
-def from_accepted(accepted: Iterable[dataset.AcceptedLike]) -> list[Item]:
-    """Items from accepted answers, built and deduplicated exactly as refresh builds them."""
+def from_accepted(accepted: Iterable[Any]) -> list[Item]:
+    """Items from accepted answers (`Store.accepted_examples()`), built as refresh builds them."""
     from agent.prompt import last_user_question
 
     items = []

@@ -7,26 +7,12 @@ The tokenizer is rebuilt from the bundled GGUF's metadata (no full conversion ne
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-TINY_CONFIG = {
-    "model_type": "llama",
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "intermediate_size": 64,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "rms_norm_eps": 1e-5,
-    "vocab_size": 49152,
-    "tie_word_embeddings": True,
-    "rope_theta": 10000.0,
-    "max_position_embeddings": 2048,
-}
+from adapter_helpers import write_tiny_model
 
 
 @pytest.fixture(autouse=True)
@@ -51,24 +37,6 @@ def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _, meta = mx.load(str(convert.bundled_gguf()), return_metadata=True)
     save_tokenizer(meta, out)
     return out
-
-
-def write_tiny_model(folder: Path, tokenizer_dir: Path, seed: int = 0) -> Path:
-    """A random tiny Llama as an mlx-lm folder (config, weights, tokenizer files)."""
-    import shutil
-
-    import mlx.core as mx
-    from mlx.utils import tree_flatten
-    from mlx_lm.models.llama import Model, ModelArgs
-
-    folder.mkdir(parents=True, exist_ok=True)
-    mx.random.seed(seed)
-    model = Model(ModelArgs.from_dict(TINY_CONFIG))
-    mx.save_safetensors(str(folder / "model.safetensors"), dict(tree_flatten(model.parameters())))
-    (folder / "config.json").write_text(json.dumps(TINY_CONFIG))
-    for f in tokenizer_dir.iterdir():
-        shutil.copy(f, folder / f.name)
-    return folder
 
 
 @pytest.fixture(scope="session")

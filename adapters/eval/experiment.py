@@ -1,0 +1,225 @@
+"""The `hearth eval` experiment: four conditions on the same held-out pairs.
+
+`run_experiment(runtime, split, folder, config)`:
+1. stores the training part in a temporary store (`context.open_memory`);
+2. builds each held-out item's prompt without and with retrieval (`context.build_prompts`);
+3. measures the bare model: **base** (no retrieval) and **rag** (with), plus the probe;
+4. trains a LoRA adapter on the training part with the trainer `hearth refresh` uses
+   (`adapters.train.train_adapter`; its own validation split is carved from the training
+   part by `adapters.dataset.split`, as refresh does, so the held-out pairs never steer it);
+5. measures **adapter** and **both** (adapter + retrieval), plus the probe;
+6. summarises with paired bootstrap intervals (`stats`).
+
+Everything it writes goes under `folder` (a temporary directory in the CLI). The runtime's
+model is returned to the bare base afterwards. It does not print or draw (`report`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adapters import dataset
+from adapters.config import RefreshPolicy, TrainConfig
+from adapters.errors import AdapterError
+from adapters.eval import CONDITIONS, context, measure, stats
+from adapters.eval.data import Item, Split, limit
+
+Stage = Callable[[str, int, int], None]
+"""Progress: (stage name, done, total)."""
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ExperimentConfig:
+    """Knobs of one `hearth eval` run; defaults fit the demo in well under 30 min on 2 CPU cores."""
+
+    limit: int | None = None
+    """Score only the first N held-out pairs (hash order, so a stable slice); None: all."""
+    max_tokens: int = 40
+    """Greedy answer length limit (the demo's reference answers are 10-40 tokens)."""
+    gen_batch: int = 8
+    """Prompts decoded together (1 = one at a time through `evaluate.greedy_answers`)."""
+    probe: bool = True
+    """Measure the general probe (the gate's regression guard) for base and adapter weights."""
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2.0, steps_per_eval=25))
+    """The adapter's training settings (`hearth refresh`'s defaults but fewer epochs)."""
+    inner_valid_fraction: float = RefreshPolicy().valid_fraction
+    """Share of the training part the trainer validates on (best checkpoint, early stopping)."""
+    inner_min_valid: int = RefreshPolicy().min_valid
+    bootstrap: int = 2000
+    """Bootstrap resamples for the 95% intervals."""
+    seed: int = 0
+
+
+@dataclass
+class Results:
+    """Every number of one run: per-condition summaries, per-item scores, and the setting."""
+
+    summaries: dict[str, stats.Summary]
+    items: list[dict[str, Any]]
+    meta: dict[str, Any]
+
+    def conditions(self) -> dict[str, dict[str, Any]]:
+        """{condition: {nll, f1, rougeL, probe_nll?, n, tokens, ci, delta_vs_base}}."""
+        return {name: self.summaries[name].to_dict() for name in CONDITIONS}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT_VERSION, "conditions": self.conditions(),
+                "meta": self.meta, "items": self.items}
+
+
+class _Clock:
+    """Seconds spent per stage."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.laps: dict[str, float] = {}
+        self._last = self.start
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._last, 2)
+        self._last = now
+
+    @property
+    def total(self) -> float:
+        return round(time.perf_counter() - self.start, 2)
+
+
+def _hook(progress: Stage | None, stage: str) -> Callable[[int, int], None] | None:
+    if progress is None:
+        return None
+    return lambda done, total: progress(stage, done, total)
+
+
+def training_snapshot(
+    train: Sequence[Item], system_prompt: str, count: context.Counter, budget: context.Budget,
+    config: ExperimentConfig,
+) -> dataset.Snapshot:
+    """The training part as a refresh-style snapshot (train/valid by hash, identified)."""
+    examples = [
+        dataset.Example(context.train_messages(it, system_prompt, count, budget), it.hash)
+        for it in train if it.scorable
+    ]
+    if not examples:
+        raise AdapterError("the training part holds no question/answer pairs: nothing to train on")
+    inner_train, inner_valid = dataset.split(examples, config.inner_valid_fraction,
+                                             config.inner_min_valid)
+    return dataset.Snapshot(dataset.snapshot_id(e.hash for e in examples), inner_train, inner_valid)
+
+
+def train_on(
+    runtime: Any, snapshot: dataset.Snapshot, run_dir: Path, config: ExperimentConfig,
+    progress: Stage | None = None,
+) -> Any:
+    """Train the adapter with refresh's trainer; the best weights stay loaded in the model."""
+    from adapters.train import train_adapter
+
+    def report(event: dict[str, Any]) -> None:
+        if progress is not None and event.get("event") in ("train", "done"):
+            progress("training", int(event["step"]), int(event["total"]))
+
+    snapshot.write(run_dir)
+    return train_adapter(runtime.model, runtime.tokenizer, run_dir, config.train,
+                         progress=report, resume=False)
+
+
+def _measure_pair(
+    runtime: Any, prompts: context.Prompts, refs: list[str], names: tuple[str, str],
+    config: ExperimentConfig, progress: Stage | None,
+) -> dict[str, list[measure.Scored]]:
+    out = {}
+    for name, chosen in zip(names, (prompts.plain, prompts.retrieved), strict=True):
+        out[name] = measure.measure(runtime.model, runtime.tokenizer, chosen, refs,
+                                    config.max_tokens, config.gen_batch, _hook(progress, name))
+    return out
+
+
+def _probe(runtime: Any, config: ExperimentConfig) -> float | None:
+    from adapters.evaluate import probe_nll
+
+    return probe_nll(runtime.model, runtime.tokenizer).mean if config.probe else None
+
+
+def run_experiment(
+    runtime: Any,
+    split: Split,
+    folder: Path,
+    config: ExperimentConfig | None = None,
+    system_prompt: str | None = None,
+    embedder: Any = None,
+    progress: Stage | None = None,
+) -> Results:
+    """Measure base, rag, adapter and both on `split.heldout` (see the module docstring)."""
+    from adapters.evaluate import use_adapter
+
+    config = config or ExperimentConfig()
+    heldout = limit(split.heldout, config.limit)
+    if not heldout:
+        raise AdapterError("no held-out pairs to score: add data or raise --limit")
+    clock = _Clock()
+    budget = context.Budget.from_chat(runtime.context_window)
+    store = context.open_memory(folder / "memory", split.train, system_prompt, embedder,
+                                _hook(progress, "memory"))
+    try:
+        system = store.active_system_prompt()[1]
+        prompts = context.build_prompts(heldout, store, runtime.count_tokens, budget,
+                                        _hook(progress, "retrieval"))
+    finally:
+        store.close()
+    clock.lap("memory_and_retrieval")
+    snapshot = training_snapshot(split.train, system, runtime.count_tokens, budget, config)
+    refs = [it.reference for it in heldout]
+    use_adapter(runtime.model, None)
+    scored = _measure_pair(runtime, prompts, refs, ("base", "rag"), config, progress)
+    probe_base = _probe(runtime, config)
+    clock.lap("measure_base")
+    try:
+        trained = train_on(runtime, snapshot, folder / "adapter", config, progress)
+        clock.lap("train")
+        scored |= _measure_pair(runtime, prompts, refs, ("adapter", "both"), config, progress)
+        probe_adapter = _probe(runtime, config)
+        clock.lap("measure_adapter")
+    finally:
+        use_adapter(runtime.model, None)
+    probes = {"base": probe_base, "rag": probe_base, "adapter": probe_adapter, "both": probe_adapter}
+    summaries = stats.summarize(scored, probes, config.bootstrap, config.seed)
+    meta = _meta(runtime, split, heldout, snapshot, trained, config, clock)
+    return Results(summaries, _items(heldout, prompts, scored), meta)
+
+
+def _items(
+    heldout: Sequence[Item], prompts: context.Prompts, scored: dict[str, list[measure.Scored]]
+) -> list[dict[str, Any]]:
+    return [
+        {"question": it.question, "reference": it.reference, "hash": it.hash[:16],
+         "hits": prompts.hits[i], "examples_used": prompts.examples_used[i],
+         **{name: scored[name][i].to_dict() for name in CONDITIONS}}
+        for i, it in enumerate(heldout)
+    ]
+
+
+def _meta(
+    runtime: Any, split: Split, heldout: Sequence[Item], snapshot: dataset.Snapshot,
+    trained: Any, config: ExperimentConfig, clock: _Clock,
+) -> dict[str, Any]:
+    return {
+        "model": runtime.ref.id,
+        "model_checksum": runtime.ref.checksum,
+        "n_train": len(split.train),
+        "n_heldout": len(split.heldout),
+        "n_scored": len(heldout),
+        "dropped_overlap": split.dropped_overlap,
+        "adapter_train_examples": len(snapshot.train),
+        "adapter_valid_examples": len(snapshot.valid),
+        "snapshot_id": snapshot.snapshot_id,
+        "train": {"steps": trained.steps, "iters": trained.iters, "best_step": trained.best_step,
+                  "best_val_loss": trained.best_val_loss, "stopped_early": trained.stopped_early,
+                  "tokens_per_second": round(trained.tokens_per_second, 1)},
+        "config": {**asdict(config), "train": config.train.to_dict()},
+        "seconds": {**clock.laps, "total": clock.total},
+    }

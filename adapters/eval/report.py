@@ -1,0 +1,134 @@
+"""Show `hearth eval` results: a Markdown table, results.json and chart.png.
+
+`markdown(results)` is the table printed on stdout; `write(results, folder)` saves every
+number (`results.json`) and a bar chart of the four conditions (`chart.png`, matplotlib with
+the Agg backend, so no display is needed). Nothing here measures anything.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from adapters.eval import CONDITIONS
+from adapters.eval.experiment import Results
+from adapters.eval.stats import Interval, Summary
+
+LABELS = {
+    "base": "base",
+    "rag": "rag (base + retrieval)",
+    "adapter": "adapter",
+    "both": "both (adapter + retrieval)",
+}
+COLOURS = {"base": "#8c8c8c", "rag": "#4c72b0", "adapter": "#dd8452", "both": "#55a868"}
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    """A number for the table ('—' for missing or not finite).
+
+    >>> fmt(1.23456), fmt(None), fmt(float("nan"))
+    ('1.235', '—', '—')
+    """
+    if value is None or not math.isfinite(value):
+        return "—"
+    return f"{value:.{digits}f}"
+
+
+def fmt_delta(delta: Interval | None, digits: int = 3) -> str:
+    """'+0.120 [+0.050, +0.190]' (a paired 95% interval), or '—'.
+
+    >>> fmt_delta(Interval(-0.5, -0.75, -0.25), 2)
+    '-0.50 [-0.75, -0.25]'
+    """
+    if delta is None:
+        return "—"
+    return f"{delta.value:+.{digits}f} [{delta.low:+.{digits}f}, {delta.high:+.{digits}f}]"
+
+
+def _row(name: str, s: Summary) -> str:
+    cells = [LABELS[name], fmt(s.nll), fmt_delta(s.delta.get("nll")), fmt(s.f1),
+             fmt_delta(s.delta.get("f1")), fmt(s.rougeL), fmt_delta(s.delta.get("rougeL")),
+             fmt(s.probe_nll)]
+    return "| " + " | ".join(cells) + " |"
+
+
+def markdown(results: Results) -> str:
+    """The four conditions as a Markdown table, with a line saying what was measured."""
+    head = ("| condition | NLL/token ↓ | Δ NLL vs base | token F1 ↑ | Δ F1 | ROUGE-L ↑ | Δ ROUGE-L "
+            "| probe NLL ↓ |")
+    rule = "|---|---:|---:|---:|---:|---:|---:|---:|"
+    rows = [_row(name, results.summaries[name]) for name in CONDITIONS]
+    return "\n".join([head, rule, *rows, "", footnote(results)])
+
+
+def footnote(results: Results) -> str:
+    """One paragraph: data sizes, training, time, and how to read the intervals."""
+    m = results.meta
+    train = m.get("train", {})
+    secs = m.get("seconds", {}).get("total")
+    scored = f"{m.get('n_scored')} held-out pairs scored"
+    if m.get("n_scored") != m.get("n_heldout"):
+        scored += f" (of {m.get('n_heldout')})"
+    return (
+        f"{scored}; {m.get('n_train')} training pairs stored as memory, "
+        f"{m.get('adapter_train_examples')} trained on ({m.get('adapter_valid_examples')} "
+        f"validate the trainer); adapter: {train.get('steps')} steps, best at "
+        f"{train.get('best_step')}; model {m.get('model')}; {fmt(secs, 0)} s. "
+        "Δ = condition − base with a paired 95% bootstrap interval over held-out pairs; "
+        "probe NLL measures the weights (retrieval leaves it unchanged)."
+    )
+
+
+def write(results: Results, folder: Path) -> list[Path]:
+    """results.json and chart.png in `folder` (created); returns their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / "results.json"
+    data.write_text(json.dumps(results.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    chart = folder / "chart.png"
+    draw_chart(results, chart)
+    return [data, chart]
+
+
+def _panel(ax: Any, results: Results, metric: str, title: str) -> None:
+    names = list(CONDITIONS)
+    values, low, high = [], [], []
+    for name in names:
+        s = results.summaries[name]
+        value = s.probe_nll if metric == "probe_nll" else getattr(s, metric)
+        value = float("nan") if value is None else value
+        ci = s.ci.get(metric)
+        values.append(value)
+        low.append(value - ci.low if ci else 0.0)
+        high.append(ci.high - value if ci else 0.0)
+    x = range(len(names))
+    ax.bar(x, values, color=[COLOURS[n] for n in names], yerr=[low, high], capsize=4)
+    ax.set_xticks(list(x), names)
+    ax.set_title(title, fontsize=10)
+    for i, v in enumerate(values):
+        if math.isfinite(v):
+            ax.annotate(f"{v:.2f}", (i, v), ha="center", va="bottom", fontsize=8,
+                        xytext=(0, 2), textcoords="offset points")
+
+
+def draw_chart(results: Results, path: Path) -> None:
+    """Four panels (NLL, F1, ROUGE-L, probe NLL), one bar per condition, 95% intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("nll", "answer NLL / token (lower is better)"),
+              ("f1", "token F1 (higher is better)"),
+              ("rougeL", "ROUGE-L (higher is better)"),
+              ("probe_nll", "general probe NLL (lower is better)")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(14, 3.6))
+    for ax, (metric, title) in zip(axes, panels, strict=True):
+        _panel(ax, results, metric, title)
+    m = results.meta
+    fig.suptitle(f"hearth eval: {m.get('n_scored')} held-out pairs, {m.get('model')} "
+                 "(bars: 95% bootstrap intervals)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,100 @@
+"""Refresh policy on the real Store and a tiny model: cold start, skips, lock, train/gate cycle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from adapter_helpers import make_adapter, pairs, seed
+
+from adapters import conditions, refresh, registry
+from adapters.config import GateConfig, RefreshPolicy, TrainConfig
+
+QUIET = RefreshPolicy(min_accepted=20, min_new_accepted=5, skip_on_battery=False,
+                      skip_if_active_minutes=0)
+FAST = TrainConfig(num_layers=2, learning_rate=1e-2, iters=8, steps_per_eval=4, steps_per_save=4)
+LENIENT = GateConfig(max_probe_regression=5.0, max_probe_regression_vs_base=5.0)
+
+
+def test_cold_start_says_how_far_it_is(store: Any, tiny_model_dir: Path) -> None:
+    seed(store, pairs(12))
+    result = refresh.refresh(store, tiny_model_dir, QUIET)
+    assert result.status == "cold_start" and "12/20 accepted answers" in result.reason
+    assert not result.trained and store.list_adapter_versions() == []
+    logged = [json.loads(x) for x in refresh.log_path().read_text().splitlines()]
+    assert logged[-1]["status"] == "cold_start" and logged[-1]["accepted"] == 12
+
+
+def test_skips_on_battery_unless_forced(store: Any, tiny_model_dir: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(conditions, "on_battery", lambda: True)
+    policy = RefreshPolicy.from_dict({**QUIET.to_dict(), "skip_on_battery": True})
+    result = refresh.refresh(store, tiny_model_dir, policy)
+    assert result.status == "skipped" and "battery" in result.reason
+    assert refresh.refresh(store, tiny_model_dir, policy, force=True).status == "cold_start"
+    assert refresh.refresh(store, tiny_model_dir, QUIET).status == "cold_start"  # configurable
+
+
+def test_skips_while_the_user_is_chatting(store: Any, tiny_model_dir: Path) -> None:
+    seed(store, pairs(3))  # conversations just now
+    policy = RefreshPolicy.from_dict({**QUIET.to_dict(), "skip_if_active_minutes": 10})
+    result = refresh.refresh(store, tiny_model_dir, policy)
+    assert result.status == "skipped" and "chatted 0 min ago" in result.reason
+
+
+def test_a_second_refresh_is_refused_while_one_runs(store: Any, tiny_model_dir: Path) -> None:
+    with conditions.refresh_lock():
+        result = refresh.refresh(store, tiny_model_dir, QUIET)
+    assert result.status == "busy" and "another refresh is running" in result.reason
+
+
+def test_train_gate_promote_then_retrain_only_when_warranted(store: Any, tiny_model_dir: Path) -> None:
+    ids = seed(store, pairs(24))
+    first = refresh.refresh(store, tiny_model_dir, QUIET, FAST, LENIENT)
+    assert first.status == "promoted", first.reason
+    row = store.active_adapter()
+    assert row["id"] == "v1" and row["verdict"] == "promote"
+    assert row["n_train"] + row["n_valid"] == 24 and row["hyperparams"] == FAST.to_dict()
+    assert row["metrics"]["candidate"]["personal_nll"] < row["metrics"]["reference"]["personal_nll"]
+    assert row["metrics"]["reference"]["label"] == "base"
+    manifest = registry.verify(Path(row["path"]), row["base_checksum"])
+    assert sorted(manifest["message_ids"]) == sorted(ids)
+    assert not (registry.root() / ".runs").exists() or not any((registry.root() / ".runs").iterdir())
+
+    again = refresh.refresh(store, tiny_model_dir, QUIET, FAST, LENIENT)
+    assert again.status == "up_to_date" and "0/5 new accepted answers since v1" in again.reason
+
+    seed(store, pairs(5, start=100))
+    strict = GateConfig(min_improvement=0.9)
+    second = refresh.refresh(store, tiny_model_dir, QUIET, FAST, strict)
+    assert second.status == "rejected" and "required 90.0%" in second.reason
+    assert store.get_adapter_version("v2")["status"] == "rejected"
+    assert store.active_adapter()["id"] == "v1"  # the active adapter stays
+    assert (registry.root() / "v2").is_dir()  # kept for inspection
+    same = refresh.refresh(store, tiny_model_dir, QUIET, FAST, strict)
+    assert same.status == "up_to_date" and "v2 was already trained on exactly this data" in same.reason
+
+    store.forget_message(ids[0])  # the user takes an answer back: v1 learned it
+    third = refresh.refresh(store, tiny_model_dir, QUIET, FAST, LENIENT)
+    assert third.status == "promoted", third.reason
+    assert third.counts["forgotten_in_active"] == 1
+    new = store.active_adapter()
+    assert new["id"] == "v3" and new["metrics"]["reference"]["label"] == "base"
+    assert ids[0] not in registry.read_manifest(Path(new["path"]))["message_ids"]
+
+
+def test_forgetting_below_the_minimum_switches_the_adapter_off(
+    store: Any, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    ids = seed(store, pairs(20))
+    base = refresh.resolve_base(tiny_model_dir)
+    version = registry.begin(store, base, "s", 16, 4, {})
+    folder = registry.write_folder(version, make_adapter(tmp_path / "a", tiny_model_dir),
+                                   {"base_checksum": base.checksum, "message_ids": ids})
+    registry.record(store, version, folder, True, "promote", "test", {})
+    store.forget_message(ids[3])
+    result = refresh.refresh(store, tiny_model_dir, QUIET)
+    assert result.status == "deactivated" and "19/20" in result.reason
+    assert store.active_adapter() is None
