@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from adapters.errors import AdapterError
+from agent import paths
 
 Messages = list[dict[str, str]]
 Assemble = Callable[[Messages, str], Messages]
@@ -67,11 +69,14 @@ class Snapshot:
 
     def write(self, folder: Path) -> Path:
         """Write train.jsonl, valid.jsonl and snapshot.json into `folder`; returns it."""
-        folder.mkdir(parents=True, exist_ok=True)
+        paths.ensure_private_dir(folder)  # the user's accepted answers: 0700 / 0600
         for name, rows in (("train", self.train), ("valid", self.valid)):
-            with (folder / f"{name}.jsonl").open("w", encoding="utf-8") as fh:
+            path = folder / f"{name}.jsonl"
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, paths.FILE_MODE),
+                      "w", encoding="utf-8") as fh:
                 for ex in rows:
                     fh.write(json.dumps(ex.record(), ensure_ascii=False) + "\n")
+            paths.make_private(path)  # an older file keeps its mode through O_TRUNC
         meta = {
             "snapshot_id": self.snapshot_id,
             "n_train": len(self.train),
@@ -79,6 +84,7 @@ class Snapshot:
             "message_ids": self.message_ids,
         }
         (folder / "snapshot.json").write_text(json.dumps(meta, indent=2))
+        paths.make_private(folder / "snapshot.json")
         return folder
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,7 +70,8 @@ class _Log:
 
     def __call__(self, event: dict[str, Any]) -> None:
         event = {"time": round(time.time(), 3), **event}
-        with self.path.open("a") as fh:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with open(fd, "a") as fh:
             fh.write(json.dumps(event, default=str) + "\n")
         if self.progress is not None:
             self.progress(event)

@@ -56,8 +56,11 @@ def models_dir() -> Path:
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create `path` (and parents) and make it 0700. Returns the path."""
-    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    """Create `path` (and any missing parents, each 0700) and make it 0700. Returns the path."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for p in reversed(missing):  # mkdir(parents=True) would give the parents the umask's mode
+        p.mkdir(mode=DIR_MODE, exist_ok=True)
+        p.chmod(DIR_MODE)
     if stat.S_IMODE(path.stat().st_mode) != DIR_MODE:
         path.chmod(DIR_MODE)
     return path
