@@ -1,0 +1,83 @@
+"""Child processes for the kill -9 and concurrency tests (run as `python children.py KIND ...`).
+
+`chat MODEL_DIR`: Chat turns on the tiny model, each followed by feedback; prints
+"ID KIND" to stdout only after `feedback` has returned (the acknowledgement the test holds
+the store to). `ingest FOLDER`: ingests the folder in a loop, printing "pass N" after each.
+`writer SECONDS`: store writes shaped like chat turns (user, assistant, feedback) for SECONDS,
+printing each acknowledged id and "errors N" at the end.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from agent import blas, offline, paths
+
+KINDS = ("accepted", "edited", "rejected")
+
+
+def chat(model_dir: str) -> None:
+    from agent.models import ModelRef
+    from agent.runtime import Runtime, SamplingOptions
+    from agent.turn import Chat
+    from memory.embed import HashEmbedder
+    from memory.store import Store
+
+    store = Store.open(embedder=HashEmbedder())
+    runtime = Runtime.load(ModelRef("tiny", Path(model_dir), "tiny-checksum"))
+    chat = Chat(runtime, store, options=SamplingOptions(max_tokens=2))
+    print("ready", flush=True)
+    i = 0
+    while True:
+        done = chat.ask(f"turn {i}: what did I say about the garden?")
+        kind = KINDS[i % 3]
+        chat.feedback(kind, edited_text=f"edited answer {i}" if kind == "edited" else None)
+        print(f"{done.message_id} {kind}", flush=True)
+        i += 1
+        if i % 5 == 0:
+            chat.new_conversation()
+
+
+def ingest(folder: str) -> None:
+    from memory.embed import HashEmbedder
+    from memory.store import Store
+
+    store = Store.open(embedder=HashEmbedder())
+    print("ready", flush=True)
+    for n in range(1_000_000):
+        store.ingest(Path(folder))
+        print(f"pass {n}", flush=True)
+
+
+def writer(seconds: str) -> None:
+    import sqlite3
+
+    from memory.embed import HashEmbedder
+    from memory.store import Store
+
+    store = Store.open(embedder=HashEmbedder())
+    end, i, errors = time.monotonic() + float(seconds), 0, 0
+    print("ready", flush=True)
+    while time.monotonic() < end:
+        try:
+            conv = store.new_conversation(title=f"stress {i}")
+            store.add_message(conv, "user", f"stress question {i}")
+            mid = store.add_message(conv, "assistant", f"stress answer {i}",
+                                    prompt_messages=[{"role": "user", "content": f"stress question {i}"}])
+            store.add_feedback(mid, "accepted")
+        except (sqlite3.Error, Exception) as exc:  # noqa: BLE001 - counted, reported, test fails
+            errors += 1
+            print(f"error {type(exc).__name__}: {exc}", flush=True)
+            continue
+        print(f"ack {mid}", flush=True)
+        i += 1
+    print(f"errors {errors}", flush=True)
+
+
+if __name__ == "__main__":
+    paths.private_umask()
+    blas.ensure()
+    offline.enable()
+    {"chat": chat, "ingest": ingest, "writer": writer}[sys.argv[1]](*sys.argv[2:])
