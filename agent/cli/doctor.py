@@ -147,8 +147,18 @@ def check_adapter() -> Check:
         return Check("adapter", True, "none active (base model serves)")
     path = Path(row["path"])
     ok = (path / "adapters.safetensors").is_file() and (path / "adapter_config.json").is_file()
-    return Check("adapter", ok, f"{row['id']} at {path}",
-                 None if ok else "run `hearth adapters rollback` (the adapter files are missing)")
+    if not ok:
+        return Check("adapter", False, f"{row['id']} at {path}: files missing",
+                     "run `hearth adapters rollback` (the adapter files are missing)")
+    try:
+        from adapters import registry
+
+        registry.verify(path)  # file hashes against the manifest written at promotion
+    except Exception as exc:  # noqa: BLE001
+        return Check("adapter", False, f"{row['id']} at {path}: {exc}",
+                     "run `hearth adapters rollback` (the previous adapter or the base serves "
+                     "meanwhile), or restore the data folder from a `hearth backup`")
+    return Check("adapter", True, f"{row['id']} at {path} (checksums ok)")
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
