@@ -3,8 +3,9 @@
 `chat MODEL_DIR`: Chat turns on the tiny model, each followed by feedback; prints
 "ID KIND" to stdout only after `feedback` has returned (the acknowledgement the test holds
 the store to). `ingest FOLDER`: ingests the folder in a loop, printing "pass N" after each.
-`writer SECONDS`: store writes shaped like chat turns (user, assistant, feedback) for SECONDS,
-printing each acknowledged id and "errors N" at the end.
+`writer SECONDS [PAUSE [STOP_FILE]]`: store writes shaped like chat turns (user, assistant,
+feedback) PAUSE seconds apart for SECONDS and until STOP_FILE exists, printing each
+acknowledged id and "errors N" at the end.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def ingest(folder: str) -> None:
         print(f"pass {n}", flush=True)
 
 
-def writer(seconds: str) -> None:
+def writer(seconds: str, pause: str = "0", stop_file: str = "") -> None:
     import sqlite3
 
     from memory.embed import HashEmbedder
@@ -60,7 +61,7 @@ def writer(seconds: str) -> None:
     store = Store.open(embedder=HashEmbedder())
     end, i, errors = time.monotonic() + float(seconds), 0, 0
     print("ready", flush=True)
-    while time.monotonic() < end:
+    while time.monotonic() < end or (stop_file and not Path(stop_file).exists()):
         try:
             conv = store.new_conversation(title=f"stress {i}")
             store.add_message(conv, "user", f"stress question {i}")
@@ -73,6 +74,7 @@ def writer(seconds: str) -> None:
             continue
         print(f"ack {mid}", flush=True)
         i += 1
+        time.sleep(float(pause))
     print(f"errors {errors}", flush=True)
 
 
