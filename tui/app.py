@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from textual import work
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.reactive import reactive
+from textual.screen import Screen
 
 from tui import services
 from tui.errors import describe
@@ -29,6 +31,7 @@ from tui.screens.history import HistoryScreen
 from tui.screens.memory import MemoryScreen
 from tui.screens.settings import SettingsScreen
 from tui.state import AppStatus
+from tui.widgets.nav_bar import SCREENS
 
 if TYPE_CHECKING:
     from agent.runtime import Runtime, SamplingOptions
@@ -188,6 +191,13 @@ class HearthApp(App[int]):
     def action_goto(self, mode: str) -> None:
         if mode != self.current_mode:
             self.switch_mode(mode)
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """The screens in the command palette (ctrl+p), for keyboards without F-keys."""
+        yield from super().get_system_commands(screen)
+        for mode, key, label in SCREENS:
+            yield SystemCommand(f"Go to {label}", f"Open the {label} screen ({key})",
+                                partial(self.action_goto, mode))
 
     async def open_conversation(self, conversation_id: str) -> None:
         """Show a stored conversation in the chat screen and continue it there."""

@@ -233,7 +233,7 @@ class ColdStart:
             more = self.threshold - self.accepted
             return f"Accepted answers {self.accepted}/{self.threshold}: {more} more before the first adapter"
         if self.new_since_active is None:
-            return f"Accepted answers {self.accepted}: enough for a first adapter (t trains)"
+            return f"Accepted answers {self.accepted}: enough to train an adapter (t)"
         return f"Accepted answers {self.accepted}: {self.new_since_active} new since the active adapter"
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from agent.runtime import Runtime, SamplingOptions
+from agent.runtime import Runtime, SamplingOptions, TokenEvent
 from memory.embed import HashEmbedder
 from memory.store import Store
 from tui.app import HearthApp
@@ -83,21 +83,28 @@ async def settle(pilot: Any) -> None:
 
 
 class GatedRuntime:
-    """Wraps a Runtime: after the first streamed token it waits until the turn is cancelled,
-    so a test can press Esc mid-answer without racing the model."""
+    """Wraps a Runtime so a test can press Esc mid-answer without racing the model: after
+    the first token (or, with `before_first`, during the "prefill") it waits for the cancel."""
 
-    def __init__(self, inner: Runtime) -> None:
+    def __init__(self, inner: Runtime, before_first: bool = False) -> None:
         self._inner = inner
-        self.first_token = threading.Event()
+        self.before_first = before_first
+        self.waiting = threading.Event()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
     def stream(self, messages: Any, options: Any = None, cancel: threading.Event | None = None) -> Iterator[Any]:
+        assert cancel is not None
+        if self.before_first:
+            self.waiting.set()
+            cancel.wait(10)
+            yield TokenEvent("", None, 0, 0, 0.0, 0.0, 0, "cancelled")
+            return
         for i, event in enumerate(self._inner.stream(messages, options, cancel)):
             yield event
-            if i == 0 and cancel is not None:
-                self.first_token.set()
+            if i == 0:
+                self.waiting.set()
                 cancel.wait(10)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from textual.widgets import DataTable, Label, Log
+from textual.widgets import DataTable, Label, RichLog
 
 from tests.tui.conftest import register_adapter, settle
 from tui.screens.adapters import AdaptersScreen
@@ -78,7 +78,7 @@ async def test_cold_start_gauge_and_train_now(make_app: Any, tiny_runtime: Any, 
         assert "Accepted answers 0/20: 20 more" in label
         await pilot.press("t")
         await settle(pilot)  # the worker follows the refresh process to its end
-        log = "\n".join(screen.query_one("#train-log", Log).lines)
+        log = "\n".join(strip.text for strip in screen.query_one("#train-log", RichLog).lines)
         assert "result: cold_start" in log
         assert store.list_adapter_versions() == []
         assert app.status.activity is None

@@ -114,7 +114,7 @@ async def test_escape_stops_the_answer_and_keeps_the_typed_text(
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot)
         await pilot.press(*"Write a long story", "enter")
-        assert await asyncio.to_thread(gated.first_token.wait, 10)
+        assert await asyncio.to_thread(gated.waiting.wait, 10)
         await pilot.pause()
         screen = app.screen
         assert isinstance(screen, ChatScreen) and screen.generating
@@ -128,20 +128,28 @@ async def test_escape_stops_the_answer_and_keeps_the_typed_text(
         assert answer.text == bubble.text and answer.text  # the partial answer is kept
         assert answer.tokens_completion == 1
         assert "stopped" in bubble.meta_line()
+        await pilot.press("ctrl+u", *"Go on", "enter")  # and the chat carries on
+        await pilot.press("escape")
+        await ready(pilot)
+        assert app.query_one("#prompt", Input).value == ""  # an answer had begun: box stays empty
+        assert len(only_conversation(store)) == 4
 
 
-async def test_escape_puts_the_question_back_when_the_box_is_empty(
+async def test_escape_before_any_answer_offers_the_question_again(
     make_app: Any, tiny_runtime: Any
 ) -> None:
-    gated = GatedRuntime(tiny_runtime)
+    gated = GatedRuntime(tiny_runtime, before_first=True)
     app = make_app(gated)
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot)
         await pilot.press(*"Write a poem", "enter")
-        assert await asyncio.to_thread(gated.first_token.wait, 10)
+        assert await asyncio.to_thread(gated.waiting.wait, 10)
         await pilot.press("escape")
         await ready(pilot)
-        assert app.query_one("#prompt", Input).value == "Write a poem"
+        prompt = app.query_one("#prompt", Input)
+        assert prompt.value == "Write a poem" and prompt.selected_text == "Write a poem"
+        await pilot.press(*"Haiku")  # typing replaces the offered question
+        assert prompt.value == "Haiku"
 
 
 async def test_regenerate_and_new_conversation(make_app: Any, tiny_runtime: Any, store: Any) -> None:
@@ -195,6 +203,8 @@ async def test_question_asked_while_loading_is_answered_when_ready(
         await pilot.press(*"Are you there?", "enter")
         await pilot.pause()
         assert store.list_conversations() == []
+        (waiting,) = answers(app)
+        assert waiting.meta_line() == "waiting for the model to load…"
         gate.set()
         await ready(pilot)
         await ready(pilot)  # the queued question's turn
@@ -216,3 +226,16 @@ async def test_a_model_that_fails_to_load_is_a_notification(make_app: Any, store
         assert app.status.loading == "no model loaded (see Settings)"
         await ask(pilot, "/remember Memory works without a model")
         assert len(store.list_memories()) == 1
+
+
+async def test_escape_while_waiting_for_the_model_drops_the_question(make_app: Any, store: Any) -> None:
+    app = make_app()  # the model never finishes loading
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press(*"Hello?", "enter")
+        await pilot.pause()
+        assert len(answers(app)) == 1
+        await pilot.press("escape")
+        await pilot.pause()
+        assert answers(app) == []
+        assert app.query_one("#prompt", Input).value == "Hello?"
+        assert store.list_conversations() == []

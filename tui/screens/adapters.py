@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label, Log, ProgressBar, Static
+from textual.widgets import DataTable, Footer, Label, ProgressBar, RichLog, Static
 from textual.worker import get_current_worker
 
 from tui import formatting, services
@@ -42,6 +42,7 @@ class AdaptersScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.process: subprocess.Popen[bytes] | None = None
+        self.rows: dict[str, dict[str, Any]] = {}
 
     @property
     def hearth(self) -> HearthApp:
@@ -57,7 +58,7 @@ class AdaptersScreen(Screen[None]):
         with Horizontal(id="train-row"):
             yield Label("Training: idle (t starts a refresh)", id="train-label")
             yield ProgressBar(total=1, show_eta=False, id="train-bar")
-        yield Log(id="train-log", max_lines=500)
+        yield RichLog(id="train-log", max_lines=500, wrap=True, min_width=20)
         yield StatusBar()
         yield Footer()
 
@@ -116,7 +117,7 @@ class AdaptersScreen(Screen[None]):
 
     @on(DataTable.RowHighlighted, "#versions")
     def highlighted(self, event: DataTable.RowHighlighted) -> None:
-        row = getattr(self, "rows", {}).get(event.row_key.value)
+        row = self.rows.get(str(event.row_key.value))
         if row is not None:
             self.query_one("#detail", Static).update(_detail(row))
 
@@ -181,7 +182,7 @@ class AdaptersScreen(Screen[None]):
         if self.process is not None:
             self.notify("A refresh is already running.")
             return
-        self.query_one("#train-log", Log).clear()
+        self.query_one("#train-log", RichLog).clear()
         self.train()
 
     @work(thread=True, group="train", exclusive=True, exit_on_error=False)
@@ -217,11 +218,13 @@ class AdaptersScreen(Screen[None]):
 
     def _train_line(self, line: str) -> None:
         text, progress = services.refresh_event(line)
-        self.query_one("#train-log", Log).write_line(text)
+        self.query_one("#train-log", RichLog).write(text)
         if progress is not None:
             self._training(f"step {progress[0]}/{progress[1]}", progress)
         elif text.startswith(("evaluating", "verdict", "result")):
             self._training(text.split(" (")[0], None)
+        if text.startswith(("training ", "result:")):
+            self.load()  # a new version row appeared, or its verdict
 
     def _trained(self, code: int) -> None:
         self.hearth.set_status(activity=None)

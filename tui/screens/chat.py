@@ -78,8 +78,8 @@ class ChatScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.pending: str | None = None
-        """A question asked before the model was ready."""
+        self.pending: tuple[str, MessageBubble] | None = None
+        """A question asked before the model was ready, and its waiting answer bubble."""
         self.last_question = ""
         self._cancel: threading.Event | None = None
 
@@ -120,10 +120,11 @@ class ChatScreen(Screen[None]):
         bubbles = [b for b in self.query(MessageBubble) if b.role == "assistant" and b.message_id]
         return bubbles[-1] if bubbles else None
 
-    async def _status_changed(self, status: AppStatus) -> None:
+    def _status_changed(self, status: AppStatus) -> None:
         if status.loading is None and self.hearth.chat is not None and self.pending is not None:
-            text, self.pending = self.pending, None
-            await self.start_turn(text, show_question=False)
+            (text, bubble), self.pending = self.pending, None
+            bubble.set_note("thinking…")
+            self._begin(text, bubble)
 
     async def _add(self, bubble: MessageBubble) -> MessageBubble:
         transcript = self.query_one("#transcript", VerticalScroll)
@@ -155,11 +156,14 @@ class ChatScreen(Screen[None]):
             await self._add(MessageBubble("user", text))
         self.last_question = text
         if self.hearth.chat is None:
-            self.pending = text
+            bubble = await self._add(MessageBubble("assistant", streaming=True,
+                                                   note="waiting for the model to load…"))
+            self.pending = (text, bubble)
             self.refresh_bindings()
-            self.notify("The model is still loading; your question will be answered when it is ready.")
             return
-        bubble = await self._add(MessageBubble("assistant", streaming=True))
+        self._begin(text, await self._add(MessageBubble("assistant", streaming=True)))
+
+    def _begin(self, text: str, bubble: MessageBubble) -> None:
         self._cancel = self.hearth.turn_cancel = threading.Event()
         self.generating = True
         self.hearth.set_status(activity="answering…")
@@ -202,9 +206,7 @@ class ChatScreen(Screen[None]):
     async def turn_failed(self, message: TurnFailed) -> None:
         await message.answer.fail(str(message.error).split(";")[0][:60])
         self._turn_over()
-        prompt = self.query_one("#prompt", Input)
-        if not prompt.value:
-            prompt.value = self.last_question
+        self._offer_again()
         self.hearth.report(message.error, title="No answer")
 
     def _turn_over(self) -> None:
@@ -212,20 +214,27 @@ class ChatScreen(Screen[None]):
         self._cancel = self.hearth.turn_cancel = None
         self.hearth.set_status(activity=None)
 
-    def action_stop(self) -> None:
-        """Stop the answer; keep the typed text, or put the question back if none."""
-        prompt = self.query_one("#prompt", Input)
+    async def action_stop(self) -> None:
+        """Stop the answer (its partial text is kept). What is typed in the box stays; a
+        question stopped before any answer came is offered again, selected."""
         if self.pending is not None:
-            self.pending = None
+            (_, bubble), self.pending = self.pending, None
+            await bubble.remove()
             self.refresh_bindings()
+            self._offer_again()
         elif self._cancel is not None:
             self._cancel.set()
-        else:
-            prompt.focus()
-            return
+            answering = [b for b in self.query(MessageBubble) if b.role == "assistant"]
+            if answering and not answering[-1].text:
+                self._offer_again()
+        self.query_one("#prompt", Input).focus()
+
+    def _offer_again(self) -> None:
+        """Put the last question back in an empty box, selected (Enter re-asks it)."""
+        prompt = self.query_one("#prompt", Input)
         if not prompt.value:
             prompt.value = self.last_question
-        prompt.focus()
+            prompt.action_select_all()
 
     # feedback ----------------------------------------------------------------------------
     def action_feedback(self, kind: str) -> None:
@@ -244,7 +253,8 @@ class ChatScreen(Screen[None]):
 
         self.app.push_screen(
             EditTextScreen("Edit the answer", bubble.text,
-                           "ctrl+s saves: your version becomes the answer Hearth learns."),
+                           "ctrl+s saves: your version becomes the answer Hearth learns. "
+                           "F7 selects all."),
             save,
         )
 
@@ -259,8 +269,11 @@ class ChatScreen(Screen[None]):
         except Exception as exc:  # noqa: BLE001
             app.call_from_thread(app.report, exc)
             return
-        app.from_thread(bubble.set_feedback, kind, edited)
-        app.call_from_thread(self.notify, FEEDBACK_NOTE[kind])
+        app.from_thread(self._feedback_shown, bubble, kind, edited)
+
+    async def _feedback_shown(self, bubble: MessageBubble, kind: str, edited: str | None) -> None:
+        await bubble.set_feedback(kind, edited)
+        self.notify(FEEDBACK_NOTE[kind])
 
     # regenerate, new, reopen ---------------------------------------------------------------
     async def action_regenerate(self) -> None:

@@ -59,7 +59,7 @@ class SettingsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield NavBar("settings")
-        with VerticalScroll(id="form"):
+        with VerticalScroll(id="form", can_focus=False, disabled=True):
             yield Label("System prompt", classes="section-title", id="prompt-title")
             yield TextArea(id="system-prompt", soft_wrap=True)
             yield Label("Sampling", classes="section-title")
@@ -92,6 +92,11 @@ class SettingsScreen(Screen[None]):
         app.call_from_thread(self._show, loaded)
 
     def _show(self, loaded: Loaded) -> None:
+        """Fill the form (it stays disabled until then, so no typing is overwritten)."""
+        form = self.query_one("#form")
+        if form.disabled:
+            form.disabled = False
+            self.query_one("#system-prompt", TextArea).focus()
         self.loaded = loaded
         self.query_one("#prompt-title", Label).update(
             f"System prompt (version {loaded.prompt_version}; saving makes a new version)")

@@ -33,6 +33,7 @@ class MessageBubble(Vertical):
         speed: float | None = None,
         feedback: str | None = None,
         streaming: bool = False,
+        note: str = "",
     ) -> None:
         super().__init__(classes=f"bubble -{role}")
         self.role = role
@@ -42,7 +43,7 @@ class MessageBubble(Vertical):
         self.adapter = adapter
         self.speed = speed
         self.feedback = feedback
-        self.note = "thinking…" if streaming else ""
+        self.note = note or ("thinking…" if streaming else "")
         self._stream: MarkdownStream | None = None
 
     def compose(self) -> ComposeResult:
@@ -69,6 +70,11 @@ class MessageBubble(Vertical):
         if self.feedback:
             parts.append(FEEDBACK_MARK.get(self.feedback, self.feedback))
         return " · ".join(parts)
+
+    def set_note(self, note: str) -> None:
+        """Say what is happening to this answer ('thinking…')."""
+        self.note = note
+        self._refresh_meta()
 
     def _refresh_meta(self) -> None:
         if self.role == "assistant":
