@@ -1,12 +1,14 @@
 """Score one model state on one set of prompts: per-item NLL, greedy answers, F1, ROUGE-L.
 
-Everything is measured by the shared evaluator (`adapters.evaluate`), item by item so the
-report can give paired confidence intervals:
-- `item_nlls`: `evaluate.answer_nll` on each item alone (mean NLL per answer token, and the
-  token count, so a token-weighted mean over items equals `answer_nll` over the set);
-- `greedy`: greedy answers. With `batch > 1` prompts are decoded together through mlx-lm's
-  `batch_generate` (same greedy choice per token, several times faster on CPU, where decode
-  cost is per-op overhead rather than arithmetic); `batch=1` is `evaluate.greedy_answers`;
+Item by item, so the report can give paired intervals, and with the shared evaluator's
+definitions (`adapters.evaluate`):
+- the NLL of each reference is `evaluate.answer_nll` of that item alone (mean NLL per answer
+  token plus the token count, so a token-weighted mean over items equals `answer_nll` over
+  the set), computed by `prefill.Prefiller` in the same forward pass that prefills the
+  prompt for generation;
+- greedy answers are decoded `batch` at a time from those caches by mlx-lm's
+  `batch_generate` (the same greedy choice per token as `evaluate.greedy_answers`; on a CPU
+  decoding is per-op overhead, so eight answers cost little more than one);
 - `score`: `evaluate.token_f1` and `evaluate.rouge_l` of each answer against its reference.
 
 It does not choose prompts or conditions (`context`, `experiment`).
@@ -19,6 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from adapters import evaluate
+from adapters.eval.prefill import Prefilled, Prefiller
 
 Message = dict[str, str]
 ProgressFn = Callable[[int, int], None]
@@ -45,55 +48,14 @@ def with_answer(prompt: Sequence[Message], reference: str) -> list[Message]:
     return [*prompt, {"role": "assistant", "content": reference}]
 
 
-def item_nlls(
-    model: Any,
-    tokenizer: Any,
-    prompts: Sequence[Sequence[Message]],
-    references: Sequence[str],
-    progress: ProgressFn | None = None,
-) -> list[evaluate.NLL]:
-    """`evaluate.answer_nll` of each reference after its prompt, one item at a time."""
-    out = []
-    for done, (prompt, ref) in enumerate(zip(prompts, references, strict=True), 1):
-        out.append(evaluate.answer_nll(model, tokenizer, [with_answer(prompt, ref)], batch_size=1))
-        if progress is not None:
-            progress(done, len(prompts))
-    return out
-
-
-def greedy(
-    model: Any,
-    tokenizer: Any,
-    prompts: Sequence[Sequence[Message]],
-    max_tokens: int = 48,
-    batch: int = 8,
-    progress: ProgressFn | None = None,
-) -> list[str]:
-    """The model's greedy answer to each prompt (stripped), `batch` prompts at a time."""
-    answers: list[str] = []
-    was_training = model.training
-    model.eval()
-    try:
-        for start in range(0, len(prompts), max(1, batch)):
-            chunk = list(prompts[start : start + max(1, batch)])
-            answers += _greedy_chunk(model, tokenizer, chunk, max_tokens)
-            if progress is not None:
-                progress(len(answers), len(prompts))
-    finally:
-        model.train(was_training)
-    return answers
-
-
-def _greedy_chunk(
-    model: Any, tokenizer: Any, prompts: list[Sequence[Message]], max_tokens: int
-) -> list[str]:
-    if len(prompts) == 1:
-        return evaluate.greedy_answers(model, tokenizer, [with_answer(prompts[0], "")], max_tokens)
+def greedy_from(model: Any, tokenizer: Any, items: Sequence[Prefilled], max_tokens: int) -> list[str]:
+    """Greedy answers decoded together from prefilled caches (mlx-lm's `batch_generate`)."""
     from mlx_lm.generate import batch_generate
 
-    tokens = [list(tokenizer.apply_chat_template(list(p), add_generation_prompt=True))
-              for p in prompts]
-    response = batch_generate(model, tokenizer, tokens, max_tokens=max_tokens)
+    if not items:
+        return []
+    response = batch_generate(model, tokenizer, [[it.last] for it in items],
+                              prompt_caches=[it.cache for it in items], max_tokens=max_tokens)
     return [text.strip() for text in response.texts]
 
 
@@ -118,21 +80,29 @@ def measure(
     tokenizer: Any,
     prompts: Sequence[Sequence[Message]],
     references: Sequence[str],
-    max_tokens: int = 48,
+    max_tokens: int = 40,
     batch: int = 8,
     progress: ProgressFn | None = None,
 ) -> list[Scored]:
-    """NLL, greedy answers and their scores for every item (progress counts both passes)."""
-    n = len(prompts)
-
-    def first(done: int, total: int) -> None:
-        if progress is not None:
-            progress(done, 2 * n)
-
-    def second(done: int, total: int) -> None:
-        if progress is not None:
-            progress(n + done, 2 * n)
-
-    nlls = item_nlls(model, tokenizer, prompts, references, first)
-    answers = greedy(model, tokenizer, prompts, max_tokens, batch, second)
+    """NLL, greedy answer and scores for every item; `batch` items are decoded together."""
+    was_training = model.training
+    model.eval()
+    nlls: list[evaluate.NLL] = []
+    answers: list[str] = []
+    try:
+        prefiller = Prefiller(model, tokenizer)
+        prefiller.share(prompts)
+        step = max(1, batch)
+        for start in range(0, len(prompts), step):
+            chunk = []
+            for prompt, ref in zip(prompts[start : start + step], references[start : start + step],
+                                   strict=True):
+                chunk.append(prefiller.prefill(prompt, ref))
+                if progress is not None:
+                    progress(start + len(chunk), len(prompts))
+            nlls += [it.nll for it in chunk]
+            answers += greedy_from(model, tokenizer, chunk, max_tokens)
+            del chunk
+    finally:
+        model.train(was_training)
     return score(answers, references, nlls)
