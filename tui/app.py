@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
 
@@ -178,6 +179,19 @@ class HearthApp(App[int]):
     def set_status(self, **changes: Any) -> None:
         """Replace fields of the status (UI thread)."""
         self.status = replace(self.status, **changes)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Notifications are plain text: they quote the user's data and error messages,
+        which may hold brackets that are not markup."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def from_thread(self, callback: Callable[..., Any], *args: Any) -> None:
         """Run `callback(*args)` on the UI thread from a worker (awaited if async)."""

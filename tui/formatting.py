@@ -7,6 +7,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
+
+
+def cells(*values: str) -> list[Text]:
+    """Table cells shown literally: DataTable reads plain strings as markup, and stored text
+    (a memory like "use [x] for done") must not be taken for styles.
+
+    >>> [str(c) for c in cells("[b]x[/b]", "2")]
+    ['[b]x[/b]', '2']
+    """
+    return [Text(value) for value in values]
+
 
 def short_date(iso: str | None) -> str:
     """'2026-11-23 14:05' from an ISO timestamp ('' for None).

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -69,6 +70,17 @@ def make_app(store: Store) -> Iterator[Callable[..., HearthApp]]:
     release.set()
 
 
+async def paste(pilot: Any, text: str) -> None:
+    """Paste `text` into the focused widget (as a terminal delivers a paste), faster than
+    typing it key by key; tests still press the real keys for everything else."""
+    from textual import events
+
+    focused = pilot.app.focused
+    assert focused is not None, "nothing focused to paste into"
+    focused.post_message(events.Paste(text))
+    await pilot.pause()
+
+
 STILL_LOADING: weakref.WeakSet[HearthApp] = weakref.WeakSet()
 """Apps whose model never finishes loading (tests of the app while it loads)."""
 
@@ -117,10 +129,11 @@ def register_adapter(store: Store, runtime: Runtime, tmp: Any, seed: int, promot
     import mlx.core as mx
     from mlx.utils import tree_flatten
     from mlx_lm.tuner.utils import linear_to_lora_layers
+    from mlx_lm.utils import load_model
 
     from adapters import registry
 
-    donor = Runtime.load(runtime.ref).model
+    donor, _ = load_model(Path(runtime.ref.path))  # the weights only: no tokenizer to load
     donor.freeze()
     params = {"rank": 4, "scale": 20.0, "dropout": 0.0}
     linear_to_lora_layers(donor, 2, params)

@@ -7,11 +7,11 @@ import threading
 
 import pytest
 
-from tui import errors, formatting, services
+from tui import errors, formatting, refresh_runner, services
 from tui.model_thread import ModelThread, ModelThreadClosed
 
 
-@pytest.mark.parametrize("module", [formatting, services, errors])
+@pytest.mark.parametrize("module", [formatting, services, refresh_runner, errors])
 def test_docstring_examples(module: object) -> None:
     result = doctest.testmod(module)  # type: ignore[arg-type]
     assert result.failed == 0 and result.attempted > 0
@@ -57,8 +57,17 @@ def _catch(box: list[BaseException], fn: object) -> None:
 
 
 def test_refresh_events_read_as_progress() -> None:
-    text, progress = services.refresh_event('{"event": "val", "step": 20, "total": 40, "val_loss": 1.5}')
+    text, progress = refresh_runner.refresh_event('{"event": "val", "step": 20, "total": 40, "val_loss": 1.5}')
     assert (text, progress) == ("step 20/40  validation loss 1.500", (20, 40))
-    assert services.refresh_event('{"event": "verdict", "promote": true, "reason": "-8%"}')[0] == \
+    assert refresh_runner.refresh_event('{"event": "verdict", "promote": true, "reason": "-8%"}')[0] == \
         "verdict: promote (-8%)"
-    assert services.refresh_event("{not json")[0] == "{not json"
+    assert refresh_runner.refresh_event("{not json")[0] == "{not json"
+
+
+async def test_notifications_are_plain_text(make_app: object) -> None:
+    app = make_app()  # type: ignore[operator]
+    async with app.run_test() as pilot:
+        app.screen.notify("could not read [/tmp/x] [/b]")
+        await pilot.pause()
+        (note,) = app._notifications
+        assert note.message == "could not read [/tmp/x] [/b]" and not note.markup

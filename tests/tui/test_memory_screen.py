@@ -94,3 +94,16 @@ async def test_ingest_a_folder_then_forget_the_document(
         await pilot.press("d", "y")
         await settle(pilot)
         assert len(store.list_documents()) == 1
+
+
+async def test_text_that_looks_like_markup_is_shown_as_is(make_app: Any, store: Any) -> None:
+    store.add_memory("Use [x] for done and [/b] is not a tag")
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_memory(pilot)
+        assert rows(screen, "memories") == ["Use [x] for done and [/b] is not a tag"]
+        await pilot.press("d")  # the confirmation quotes it literally too
+        await pilot.pause()
+        await pilot.press("y")
+        await settle(pilot)
+        assert store.list_memories() == []

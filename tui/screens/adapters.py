@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, ProgressBar, RichLog, Static
 from textual.worker import get_current_worker
 
-from tui import formatting, services
+from tui import formatting, refresh_runner, services
 from tui.widgets.nav_bar import NavBar
 from tui.widgets.status_bar import StatusBar
 
@@ -51,12 +51,12 @@ class AdaptersScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield NavBar("adapters")
         with Horizontal(id="cold-start"):
-            yield Label("", id="cold-label")
+            yield Label("", id="cold-label", markup=False)
             yield ProgressBar(total=1, show_eta=False, show_percentage=False, id="cold-bar")
         yield DataTable(id="versions", cursor_type="row", zebra_stripes=True)
         yield Static("", id="detail", markup=False)
         with Horizontal(id="train-row"):
-            yield Label("Training: idle (t starts a refresh)", id="train-label")
+            yield Label("Training: idle (t starts a refresh)", id="train-label", markup=False)
             yield ProgressBar(total=1, show_eta=False, id="train-bar")
         yield RichLog(id="train-log", max_lines=500, wrap=True, min_width=20)
         yield StatusBar()
@@ -98,15 +98,15 @@ class AdaptersScreen(Screen[None]):
         for row in rows:
             metrics = row.get("metrics") or {}
             n = (row.get("n_train") or 0) + (row.get("n_valid") or 0)
-            table.add_row(
+            cells = formatting.cells(
                 formatting.clip(str(row["id"]), 16),
                 ("● " if row.get("status") == "active" else "") + str(row.get("status") or ""),
                 str(n or "–"),
                 formatting.nll_change(metrics, "personal_nll"),
                 formatting.nll_change(metrics, "probe_nll"),
                 formatting.clip(str(row.get("verdict") or "–"), 12),
-                key=row["id"],
             )
+            table.add_row(*cells, key=row["id"])
         if not rows:
             self.query_one("#detail", Static).update(
                 "No adapters yet. Accept or edit answers in Chat; past the threshold, "
@@ -190,14 +190,14 @@ class AdaptersScreen(Screen[None]):
         """Run the refresh in a child process, streaming its output."""
         app = self.hearth
         try:
-            process, log = services.start_refresh(services.refresh_model(app.runtime))
+            process, log = refresh_runner.start_refresh(refresh_runner.refresh_model(app.runtime))
         except Exception as exc:  # noqa: BLE001
             app.call_from_thread(app.report, exc, "Could not start training")
             return
         self.process = process
         app.call_from_thread(self._training, "starting…", None)
         worker = get_current_worker()
-        code = services.follow(process, log, lambda line: app.call_from_thread(self._train_line, line),
+        code = refresh_runner.follow(process, log, lambda line: app.call_from_thread(self._train_line, line),
                                stopped=lambda: worker.is_cancelled)
         self.process = None
         if code is None:
@@ -217,7 +217,7 @@ class AdaptersScreen(Screen[None]):
         self.refresh_bindings()
 
     def _train_line(self, line: str) -> None:
-        text, progress = services.refresh_event(line)
+        text, progress = refresh_runner.refresh_event(line)
         self.query_one("#train-log", RichLog).write(text)
         if progress is not None:
             self._training(f"step {progress[0]}/{progress[1]}", progress)
@@ -241,7 +241,7 @@ class AdaptersScreen(Screen[None]):
     def action_stop_training(self) -> None:
         process = self.process
         if process is not None:
-            services.stop_refresh(process)
+            refresh_runner.stop_refresh(process)
             self.notify("Stopping the refresh (it resumes from its checkpoint next time).")
 
 

@@ -24,7 +24,7 @@ class AskTextScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog -small"):
-            yield Label(self.question, classes="dialog-title")
+            yield Label(self.question, classes="dialog-title", markup=False)
             yield Input(self.value, placeholder=self.placeholder, id="answer")
         yield Footer()
 

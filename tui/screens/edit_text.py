@@ -30,9 +30,9 @@ class EditTextScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title")
+            yield Label(self.title_text, classes="dialog-title", markup=False)
             if self.hint:
-                yield Label(self.hint, classes="dialog-hint")
+                yield Label(self.hint, classes="dialog-hint", markup=False)
             yield TextArea(self.initial, id="editor", soft_wrap=True)
         yield Footer()
 

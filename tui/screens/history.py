@@ -72,9 +72,8 @@ class HistoryScreen(Screen[None]):
         table.clear()
         for row in rows:
             table.add_row(
-                formatting.clip(row.title or "(untitled)", 48),
-                str(row.n_messages),
-                formatting.short_date(row.updated_at),
+                *formatting.cells(formatting.clip(row.title or "(untitled)", 48),
+                                  str(row.n_messages), formatting.short_date(row.updated_at)),
                 key=row.id,
             )
         if not rows:
@@ -120,8 +119,9 @@ class HistoryScreen(Screen[None]):
             if yes:
                 self.forget(conversation_id)
 
+        title = str(self.query_one(DataTable).get_row(conversation_id)[0])
         self.app.push_screen(
-            ConfirmScreen("Forget this conversation?",
+            ConfirmScreen(f"Forget the conversation “{title}”?",
                           "Its messages, feedback and training examples are deleted for good."),
             answered,
         )

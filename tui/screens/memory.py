@@ -54,7 +54,7 @@ class MemoryScreen(Screen[None]):
         yield Label("Documents", classes="section-title", id="documents-title")
         yield DataTable(id="documents", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="ingest"):
-            yield Label("", id="ingest-label")
+            yield Label("", id="ingest-label", markup=False)
             yield ProgressBar(total=1, show_eta=False, id="ingest-bar")
         yield StatusBar()
         yield Footer()
@@ -91,14 +91,14 @@ class MemoryScreen(Screen[None]):
         table.clear()
         for m in memories:
             kind = f"{m.kind}*" if m.pinned else m.kind
-            table.add_row(kind, formatting.clip(m.text, 52), formatting.short_date(m.created_at)[:10],
-                          key=m.id)
+            table.add_row(*formatting.cells(kind, formatting.clip(m.text, 52),
+                                            formatting.short_date(m.created_at)[:10]), key=m.id)
         self.query_one("#memories-title", Label).update(f"Memories ({len(memories)})")
         table = self.query_one("#documents", DataTable)
         table.clear()
         for d in documents:
-            table.add_row(formatting.short_path(d.path), str(d.n_chunks),
-                          formatting.short_date(d.updated_at)[:10], key=d.id)
+            table.add_row(*formatting.cells(formatting.short_path(d.path), str(d.n_chunks),
+                                            formatting.short_date(d.updated_at)[:10]), key=d.id)
         self.query_one("#documents-title", Label).update(f"Documents ({len(documents)})")
 
     def _selected(self, table_id: str) -> str | None:
@@ -166,11 +166,15 @@ class MemoryScreen(Screen[None]):
         item = self._selected(which)
         if item is None:
             return
+        table = self.query_one(f"#{which}", DataTable)
+        label = str(table.get_row(item)[1 if which == "memories" else 0])
         if which == "memories":
-            question, detail = "Forget this memory?", "It and the versions it replaced are deleted for good."
+            question = f"Forget “{label}”?"
+            detail = "The memory and the versions it replaced are deleted for good."
             op, note = (lambda store: store.forget_memory(item)), "Forgot the memory."
         else:
-            question, detail = "Forget this document?", "Its chunks are deleted; the file itself is untouched."
+            question = f"Forget the document {label}?"
+            detail = "Its chunks are deleted from Hearth; the file itself is untouched."
             op, note = (lambda store: store.forget_document(item)), "Forgot the document."
 
         def answered(yes: bool | None) -> None:

@@ -51,7 +51,7 @@ class MessageBubble(Vertical):
         if self.role == "user":
             yield Static(self.text, markup=False, classes="body")
             return
-        yield Markdown(self.text, classes="body")
+        yield Markdown(self.text, classes="body", open_links=False)  # offline: never a browser
         if self.sources:
             yield Sources(self.sources)
         yield Static(self.meta_line(), markup=False, classes="meta")
