@@ -74,7 +74,8 @@ def test_a_damaged_adapter_keeps_the_previous_one_serving(
     out = capsys.readouterr().out
     assert "FAIL adapter: v2" in out and "corrupt" in out
     assert "hearth adapters rollback" in out and "hearth backup" in out
-    assert main(["adapters", "rollback"]) == 0  # the fix doctor names moves off v2
+    # the fix doctor names moves off v2 (--model: no conversion of the bundled model here)
+    assert main(["--model", str(tiny_model_dir), "adapters", "rollback"]) == 0
     with Store.open(embedder=HashEmbedder()) as store:
         assert (store.active_adapter() or {}).get("id") != "v2"
 
