@@ -148,7 +148,7 @@ class HearthApp(App[int]):
 
     def _model_failed(self, exc: BaseException) -> None:
         self.set_status(loading="no model loaded (see Settings)")
-        self.notify(f"{describe(exc)} Choose another model in Settings (F5).",
+        self.notify(f"{describe(exc).rstrip('.')}. Choose another model in Settings (F5).",
                     title="The model did not load", severity="error", timeout=15)
 
     def reload_model(self, spec: str | None) -> None:
