@@ -49,8 +49,11 @@ class Budget:
         from agent.turn import ChatSettings
 
         chat = ChatSettings()
-        return cls(chat.retrieval_k, chat.examples_k, min(chat.context_tokens, context_window),
-                   chat.notes_tokens, SamplingOptions().max_tokens)
+        context = min(chat.context_tokens, context_window)
+        # the chat keeps max_tokens free for its answer; a tiny test model's window may be
+        # smaller than that, so keep at least half of it for the prompt
+        answer = min(SamplingOptions().max_tokens, context // 2)
+        return cls(chat.retrieval_k, chat.examples_k, context, chat.notes_tokens, answer)
 
     @property
     def prompt_tokens(self) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -128,8 +128,18 @@ def train_on(
             progress("training", int(event["step"]), int(event["total"]))
 
     snapshot.write(run_dir)
-    return train_adapter(runtime.model, runtime.tokenizer, run_dir, config.train,
+    return train_adapter(runtime.model, runtime.tokenizer, run_dir,
+                         fit_layers(config.train, len(runtime.model.layers)),
                          progress=report, resume=False)
+
+
+def fit_layers(train: TrainConfig, blocks: int) -> TrainConfig:
+    """`train`, adapting every block when it asks for more blocks than the model has.
+
+    >>> fit_layers(TrainConfig(num_layers=8), 2).num_layers, fit_layers(TrainConfig(), 30).num_layers
+    (-1, 8)
+    """
+    return replace(train, num_layers=-1) if train.num_layers > blocks else train
 
 
 def _measure_pair(
@@ -224,6 +234,7 @@ def _meta(
         "train": {"steps": trained.steps, "iters": trained.iters, "best_step": trained.best_step,
                   "best_val_loss": trained.best_val_loss, "stopped_early": trained.stopped_early,
                   "tokens_per_second": round(trained.tokens_per_second, 1)},
-        "config": {**asdict(config), "train": config.train.to_dict()},
+        "config": {**asdict(config),
+                   "train": fit_layers(config.train, len(runtime.model.layers)).to_dict()},
         "seconds": {**clock.laps, "total": clock.total},
     }
