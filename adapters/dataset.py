@@ -106,16 +106,8 @@ def snapshot_id(hashes: Iterable[str]) -> str:
 
 
 def default_assemble() -> Assemble:
-    """`agent.prompt.training_messages`, the serving prompt plus the target.
-
-    Falls back to "prompt messages + assistant target" only while agent.prompt is absent.
-    """
-    try:
-        from agent.prompt import training_messages
-    except ImportError:  # pragma: no cover - agent.prompt not built yet
-
-        def training_messages(prompt_messages: Messages, target: str) -> Messages:
-            return [*prompt_messages, {"role": "assistant", "content": target}]
+    """`agent.prompt.training_messages`: the serving prompt plus the target."""
+    from agent.prompt import training_messages
 
     return training_messages
 

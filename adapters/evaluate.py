@@ -135,7 +135,7 @@ def answer_nll(
 
     from adapters.batching import eval_batches, make_answer_loss
 
-    rows = [{"messages": list(m)} for m in examples]
+    rows: list[Any] = [{"messages": list(m)} for m in examples]
     if not rows:
         raise AdapterError("nothing to evaluate: no held-out examples (accept more answers)")
     dataset = CacheDataset(ChatDataset(rows, tokenizer, mask_prompt=True))

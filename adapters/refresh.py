@@ -123,9 +123,9 @@ def _refresh(store: Any, base: registry.Base, policy: RefreshPolicy, config: Tra
     snapshot = make_snapshot(store.accepted_examples(), policy.valid_fraction, policy.min_valid)
     n = len(snapshot)
     active = store.active_adapter()
-    trained_on = _trained_ids(active)
-    forgotten = _forgotten_ids(store) & trained_on
-    new = len(set(snapshot.message_ids) - trained_on)
+    forgotten = _forgotten_ids(store) & _trained_ids(active)
+    latest = _latest_trained(store)  # new data counts from the last version trained, kept or not
+    new = len(set(snapshot.message_ids) - _trained_ids(latest))
     counts = {"accepted": n, "new": new, "forgotten_in_active": len(forgotten)}
     if n < policy.min_accepted:
         if forgotten and active is not None:
@@ -138,9 +138,10 @@ def _refresh(store: Any, base: registry.Base, policy: RefreshPolicy, config: Tra
                              "adapter trains from there; prompt examples and retrieval "
                              "personalise until then", counts=counts)
     if not force and not forgotten:
-        if active is not None and new < policy.min_new_accepted:
+        if latest is not None and new < policy.min_new_accepted:
             return RefreshResult("up_to_date", f"{new}/{policy.min_new_accepted} new accepted "
-                                 f"answers since {active['id']}: nothing to retrain", counts=counts)
+                                 f"answers since {latest['id']} ({latest['status']}): nothing "
+                                 "to retrain", counts=counts)
         if (same := _same_run(store, snapshot, config)) is not None:
             return RefreshResult("up_to_date", f"{same['id']} was already trained on exactly "
                                  f"this data ({same['status']}): accept more answers",
@@ -165,6 +166,14 @@ def skip_reason(store: Any, policy: RefreshPolicy) -> str | None:
         if idle is not None and idle < policy.skip_if_active_minutes:
             return (f"you chatted {idle:.0f} min ago (< {policy.skip_if_active_minutes:g}): "
                     "refresh waits so the chat stays fast (or use --force)")
+    return None
+
+
+def _latest_trained(store: Any) -> dict[str, Any] | None:
+    """The newest version that finished training and still has its files."""
+    for row in reversed(store.list_adapter_versions()):
+        if row.get("path") and row.get("status") in ("active", "candidate", "rejected", "retired"):
+            return dict(row)
     return None
 
 
@@ -241,11 +250,11 @@ def _load(base: registry.Base) -> tuple[Any, Any]:
     from mlx_lm import load
 
     try:
-        model, tokenizer = load(str(base.path))
+        loaded = load(str(base.path))
     except Exception as exc:  # noqa: BLE001 - any loader failure becomes one line
         raise AdapterError(f"cannot load the base model at {base.path} ({exc}); "
                            "run `hearth doctor`") from exc
-    return model, tokenizer
+    return loaded[0], loaded[1]
 
 
 def judge(store: Any, base: registry.Base, model: Any, tokenizer: Any, snapshot: Snapshot,
@@ -273,7 +282,8 @@ def judge(store: Any, base: registry.Base, model: Any, tokenizer: Any, snapshot:
         reference = gate.measure(model, tokenizer, valid, "base", probe=base_probe)
     else:
         evaluate.use_adapter(model, reference_dir)
-        reference = gate.measure(model, tokenizer, valid, reference_dir.name)
+        reference = gate.measure(model, tokenizer, valid, reference_dir.name,
+                                 probe=_recorded_probe(store, reference_dir.name))
     verdict = gate.decide(candidate, reference, gate_config, base_probe)
     log({"event": "verdict", "promote": verdict.promote, "reason": verdict.reason})
     metrics = {**verdict.to_dict(), "probe": evaluate.probe_digest()}
@@ -288,6 +298,19 @@ def settings(store: Any) -> tuple[TrainConfig, GateConfig, RefreshPolicy]:
 
     return (TrainConfig.from_dict(get("adapters.train")), GateConfig.from_dict(get("adapters.gate")),
             RefreshPolicy.from_dict(get("adapters.refresh")))
+
+
+def _recorded_probe(store: Any, version: str) -> float | None:
+    """The probe NLL measured when `version` was judged, if the probe has not changed since."""
+    from adapters.evaluate import probe_digest
+
+    try:
+        metrics = store.get_adapter_version(version).get("metrics") or {}
+        if metrics.get("probe") == probe_digest():
+            return float(metrics["candidate"]["probe_nll"])
+    except Exception:  # noqa: BLE001 - a missing row or number just means "measure it"
+        return None
+    return None
 
 
 def _cached_base_probe(store: Any, base: registry.Base) -> float | None:

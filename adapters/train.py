@@ -190,7 +190,6 @@ class _Run:
 
     def try_resume(self) -> bool:
         """Restore the last complete checkpoint of this same run; False when there is none."""
-        import mlx.core as mx
         from mlx.utils import tree_unflatten
 
         ckpt = self.dir / CHECKPOINT
@@ -198,8 +197,8 @@ class _Run:
             state = json.loads((ckpt / "state.json").read_text())
             if {k: state.get(k) for k in self.identity} != self.identity:
                 return False
-            weights = mx.load(str(ckpt / "adapters.safetensors"))
-            opt_state = mx.load(str(ckpt / "optimizer.safetensors"))
+            weights = load_arrays(ckpt / "adapters.safetensors")
+            opt_state = load_arrays(ckpt / "optimizer.safetensors")
         except (OSError, ValueError, RuntimeError):
             return False
         self.model.load_weights(list(weights.items()), strict=False)
@@ -312,9 +311,19 @@ def quiet_mlx_console() -> Iterator[None]:
         console.file = saved
 
 
+def load_arrays(path: Path) -> dict[str, Any]:
+    """The named arrays of a safetensors file."""
+    import mlx.core as mx
+
+    arrays = mx.load(str(path))
+    if not isinstance(arrays, dict):
+        raise AdapterError(f"{path} holds no named tensors; delete it and train again")
+    return arrays
+
+
 def load_into(model: Any, weights_file: Path) -> None:
     """Load adapter weights into a model that already has matching LoRA layers."""
     import mlx.core as mx
 
-    model.load_weights(list(mx.load(str(weights_file)).items()), strict=False)
+    model.load_weights(list(load_arrays(weights_file).items()), strict=False)
     mx.eval(model.parameters())

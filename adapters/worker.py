@@ -75,7 +75,7 @@ def run_train(args: argparse.Namespace) -> int:
     from adapters.config import TrainConfig
     from adapters.train import train_adapter
 
-    model, tokenizer = load(args.model)
+    model, tokenizer = load(args.model)[:2]
     config = TrainConfig.from_dict(json.loads(args.config))
     result = train_adapter(model, tokenizer, args.run_dir, config, progress=_printer(args.log))
     print(f"trained: best val loss {result.best_val_loss} at step {result.best_step}",
