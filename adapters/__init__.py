@@ -1,9 +1,11 @@
 """Hearth's personal LoRA adapter layer.
 
-Accepted answers become a dataset (`dataset`), a LoRA adapter is trained on it with mlx-lm's
-tuner (`train`, run at low priority by `worker`), compared with the active adapter or the base
-model by the shared evaluator (`evaluate`, `gate`), versioned and promoted atomically
-(`registry`), refreshed on a policy (`refresh`) and nightly (`schedule`).
+Accepted answers become a dataset snapshot (`dataset`); a LoRA candidate is trained on it with
+mlx-lm's tuner (`train`, with the answer-only loss and batching in `batching`), run at low
+priority (`priority`, `worker`); the shared evaluator (`evaluate`) measures it and the active
+adapter or base, and `gate` decides; `registry` versions and promotes atomically (`files`);
+`refresh` applies the policy (`conditions`: lock, battery, activity); `schedule` writes the
+nightly systemd / launchd files. Settings live in `config`; errors are `AdapterError`.
 
 Importing this package has no side effects and does not import MLX; modules that need it
 import it lazily, after `agent.blas.ensure()`.
