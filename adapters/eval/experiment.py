@@ -5,7 +5,7 @@
 2. builds each held-out item's prompt without and with retrieval (`context.build_prompts`);
 3. measures the bare model: **base** (no retrieval) and **rag** (with), plus the probe;
 4. trains a LoRA adapter on the training part with the trainer `hearth refresh` uses
-   (`adapters.train.train_adapter`; its own validation split is carved from the training
+   (`adapters.train.train_adapter`; its own validation pairs are carved from the training
    part by `adapters.dataset.split`, as refresh does, so the held-out pairs never steer it);
 5. measures **adapter** and **both** (adapter + retrieval), plus the probe;
 6. summarises with paired bootstrap intervals (`stats`).
@@ -50,9 +50,10 @@ class ExperimentConfig:
     )
     """The adapter's training settings: `hearth refresh`'s, but one epoch and validation only
     before and after training (a CPU budget; `--epochs` / `--iters` raise it)."""
-    inner_valid_fraction: float = 0.1
-    """Share of the training part the trainer validates on (refresh holds out
-    `RefreshPolicy.valid_fraction`, 20%; 10% here keeps more to learn from and saves time)."""
+    inner_valid_fraction: float = 0.0
+    """Share of the training part the trainer validates on (best checkpoint, early stopping).
+    Refresh holds out 20%; here the trainer only needs a sanity check before and after
+    training, so by default just `inner_min_valid` pairs, chosen by hash."""
     inner_min_valid: int = RefreshPolicy().min_valid
     bootstrap: int = 2000
     """Bootstrap resamples for the 95% intervals."""
@@ -68,7 +69,7 @@ class Results:
     meta: dict[str, Any]
 
     def conditions(self) -> dict[str, dict[str, Any]]:
-        """{condition: {nll, f1, rougeL, probe_nll?, n, tokens, ci, delta_vs_base}}."""
+        """{condition: {nll, f1, rougeL, content_f1, probe_nll?, n, tokens, ci, delta_vs_base}}."""
         return {name: self.summaries[name].to_dict() for name in CONDITIONS}
 
     def to_dict(self) -> dict[str, Any]:
@@ -106,9 +107,10 @@ def training_snapshot(
 ) -> dataset.Snapshot:
     """The training part as a refresh-style snapshot (train/valid by hash, identified)."""
     examples = [
-        dataset.Example(context.train_messages(it, system_prompt, count, budget), it.hash)
+        dataset.Example(context.train_messages(it, system_prompt, count, budget),
+                        dataset.example_hash([{"role": "trainer-valid", "content": it.hash}]))
         for it in train if it.scorable
-    ]
+    ]  # re-hashed: the outer split already sorted these hashes, so reusing them would not mix
     if not examples:
         raise AdapterError("the training part holds no question/answer pairs: nothing to train on")
     inner_train, inner_valid = dataset.split(examples, config.inner_valid_fraction,
@@ -144,12 +146,13 @@ def fit_layers(train: TrainConfig, blocks: int) -> TrainConfig:
 
 def _measure_pair(
     runtime: Any, prompts: context.Prompts, refs: list[str], names: tuple[str, str],
-    config: ExperimentConfig, progress: Stage | None,
+    config: ExperimentConfig, progress: Stage | None, stock: frozenset[str],
 ) -> dict[str, list[measure.Scored]]:
     out = {}
     for name, chosen in zip(names, (prompts.plain, prompts.retrieved), strict=True):
         out[name] = measure.measure(runtime.model, runtime.tokenizer, chosen, refs,
-                                    config.max_tokens, config.gen_batch, _hook(progress, name))
+                                    config.max_tokens, config.gen_batch, _hook(progress, name),
+                                    stock)
     return out
 
 
@@ -188,14 +191,16 @@ def run_experiment(
     clock.lap("memory_and_retrieval")
     snapshot = training_snapshot(split.train, system, runtime.count_tokens, budget, config)
     refs = [it.reference for it in heldout]
+    stock = measure.style_words([it.reference for it in split.train if it.scorable])
     use_adapter(runtime.model, None)
-    scored = _measure_pair(runtime, prompts, refs, ("base", "rag"), config, progress)
+    scored = _measure_pair(runtime, prompts, refs, ("base", "rag"), config, progress, stock)
     probe_base = _probe(runtime, config)
     clock.lap("measure_base")
     try:
         trained = train_on(runtime, snapshot, folder / "adapter", config, progress)
         clock.lap("train")
-        scored |= _measure_pair(runtime, prompts, refs, ("adapter", "both"), config, progress)
+        scored |= _measure_pair(runtime, prompts, refs, ("adapter", "both"), config, progress,
+                                stock)
         probe_adapter = _probe(runtime, config)
         clock.lap("measure_adapter")
     finally:
@@ -203,6 +208,7 @@ def run_experiment(
     probes = {"base": probe_base, "rag": probe_base, "adapter": probe_adapter, "both": probe_adapter}
     summaries = stats.summarize(scored, probes, config.bootstrap, config.seed)
     meta = _meta(runtime, split, heldout, snapshot, trained, config, clock)
+    meta["style_words"] = sorted(stock)
     return Results(summaries, _items(heldout, prompts, scored), meta)
 
 

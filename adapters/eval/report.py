@@ -1,8 +1,9 @@
 """Show `hearth eval` results: a Markdown table, results.json and chart.png.
 
 `markdown(results)` is the table printed on stdout; `write(results, folder)` saves every
-number (`results.json`) and a bar chart of the four conditions (`chart.png`, matplotlib with
-the Agg backend, so no display is needed). Nothing here measures anything.
+number (`results.json`, with a format version that `load` checks) and a bar chart of the four
+conditions (`chart.png`, matplotlib with the Agg backend, so no display is needed). Nothing
+here measures anything.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.eval import CONDITIONS
-from adapters.eval.experiment import Results
+from adapters.eval.experiment import FORMAT_VERSION, Results
 from adapters.eval.stats import Interval, Summary
 
 LABELS = {
@@ -49,16 +50,16 @@ def fmt_delta(delta: Interval | None, digits: int = 3) -> str:
 
 def _row(name: str, s: Summary) -> str:
     cells = [LABELS[name], fmt(s.nll), fmt_delta(s.delta.get("nll")), fmt(s.f1),
-             fmt_delta(s.delta.get("f1")), fmt(s.rougeL), fmt_delta(s.delta.get("rougeL")),
-             fmt(s.probe_nll)]
+             fmt_delta(s.delta.get("f1")), fmt(s.content_f1), fmt_delta(s.delta.get("content_f1")),
+             fmt(s.rougeL), fmt(s.probe_nll)]
     return "| " + " | ".join(cells) + " |"
 
 
 def markdown(results: Results) -> str:
     """The four conditions as a Markdown table, with a line saying what was measured."""
-    head = ("| condition | NLL/token ↓ | Δ NLL vs base | token F1 ↑ | Δ F1 | ROUGE-L ↑ | Δ ROUGE-L "
-            "| probe NLL ↓ |")
-    rule = "|---|---:|---:|---:|---:|---:|---:|---:|"
+    head = ("| condition | NLL/token ↓ | Δ NLL vs base | token F1 ↑ | Δ F1 | content F1 ↑ "
+            "| Δ content F1 | ROUGE-L ↑ | probe NLL ↓ |")
+    rule = "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     rows = [_row(name, results.summaries[name]) for name in CONDITIONS]
     return "\n".join([head, rule, *rows, "", footnote(results)])
 
@@ -77,8 +78,32 @@ def footnote(results: Results) -> str:
         f"validate the trainer); adapter: {train.get('steps')} steps, best at "
         f"{train.get('best_step')}; model {m.get('model')}; {fmt(secs, 0)} s. "
         "Δ = condition − base with a paired 95% bootstrap interval over held-out pairs; "
+        f"content F1 leaves out the stock words {_stock(m)}; "
         "probe NLL measures the weights (retrieval leaves it unchanged)."
     )
+
+
+def _stock(meta: dict[str, Any]) -> str:
+    words = meta.get("style_words") or []
+    return "(" + ", ".join(words[:8]) + (", …" if len(words) > 8 else "") + ")" if words else "(none)"
+
+
+def load(path: Path) -> Results:
+    """Results from a results.json written by `write` (to redraw or re-tabulate them)."""
+    from adapters.errors import AdapterError
+
+    raw = json.loads(path.read_text())
+    if raw.get("format") != FORMAT_VERSION:
+        raise AdapterError(f"{path} has format {raw.get('format')!r}, not {FORMAT_VERSION}: "
+                           "rerun `hearth eval --out` with this version")
+    summaries = {}
+    for name, c in raw["conditions"].items():
+        summaries[name] = Summary(
+            c["nll"], c["f1"], c["rougeL"], c.get("content_f1", float("nan")), c["n"],
+            c["tokens"], c.get("probe_nll"),
+            {k: Interval(**v) for k, v in c.get("ci", {}).items()},
+            {k: Interval(**v) for k, v in c.get("delta_vs_base", {}).items()})
+    return Results(summaries, raw["items"], raw["meta"])
 
 
 def write(results: Results, folder: Path) -> list[Path]:
@@ -106,14 +131,15 @@ def _panel(ax: Any, results: Results, metric: str, title: str) -> None:
     ax.bar(x, values, color=[COLOURS[n] for n in names], yerr=[low, high], capsize=4)
     ax.set_xticks(list(x), names)
     ax.set_title(title, fontsize=10)
-    for i, v in enumerate(values):
+    ax.margins(y=0.12)
+    for i, (v, up) in enumerate(zip(values, high, strict=True)):
         if math.isfinite(v):
-            ax.annotate(f"{v:.2f}", (i, v), ha="center", va="bottom", fontsize=8,
+            ax.annotate(f"{v:.2f}", (i, v + up), ha="center", va="bottom", fontsize=8,
                         xytext=(0, 2), textcoords="offset points")
 
 
 def draw_chart(results: Results, path: Path) -> None:
-    """Four panels (NLL, F1, ROUGE-L, probe NLL), one bar per condition, 95% intervals."""
+    """Five panels (NLL, F1, content F1, ROUGE-L, probe NLL): a bar per condition, 95% CIs."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -121,9 +147,10 @@ def draw_chart(results: Results, path: Path) -> None:
 
     panels = [("nll", "answer NLL / token (lower is better)"),
               ("f1", "token F1 (higher is better)"),
+              ("content_f1", "content F1: facts, not style"),
               ("rougeL", "ROUGE-L (higher is better)"),
               ("probe_nll", "general probe NLL (lower is better)")]
-    fig, axes = plt.subplots(1, len(panels), figsize=(14, 3.6))
+    fig, axes = plt.subplots(1, len(panels), figsize=(17, 3.6))
     for ax, (metric, title) in zip(axes, panels, strict=True):
         _panel(ax, results, metric, title)
     m = results.meta

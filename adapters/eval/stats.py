@@ -1,8 +1,8 @@
 """Summaries of per-item scores: means, and bootstrap intervals paired by item.
 
 A condition's `nll` is the token-weighted mean of its items' per-token NLLs, which equals
-`adapters.evaluate.answer_nll` over the whole set; `f1` and `rougeL` are plain means over
-items. Intervals are 95% percentile bootstraps over held-out items (seeded, so a rerun prints
+`adapters.evaluate.answer_nll` over the whole set; `f1`, `rougeL` and `content_f1` are plain
+means over items. Intervals are 95% percentile bootstraps over held-out items (seeded, so a rerun prints
 the same numbers); a difference between two conditions resamples the *same* items for both,
 which is what makes a small held-out set still informative. Pure numpy; no model here.
 """
@@ -17,8 +17,9 @@ import numpy as np
 
 from adapters.eval.measure import Scored
 
-METRICS = ("nll", "f1", "rougeL")
-LOWER_IS_BETTER = {"nll": True, "f1": False, "rougeL": False, "probe_nll": True}
+METRICS = ("nll", "f1", "rougeL", "content_f1")
+LOWER_IS_BETTER = {"nll": True, "f1": False, "rougeL": False, "content_f1": False,
+                   "probe_nll": True}
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Summary:
     nll: float
     f1: float
     rougeL: float  # noqa: N815 - the metric's usual name, also the JSON key
+    content_f1: float
     n: int
     tokens: int
     probe_nll: float | None = None
@@ -50,7 +52,7 @@ class Summary:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"nll": self.nll, "f1": self.f1, "rougeL": self.rougeL,
-                               "n": self.n, "tokens": self.tokens}
+                               "content_f1": self.content_f1, "n": self.n, "tokens": self.tokens}
         if self.probe_nll is not None:
             out["probe_nll"] = self.probe_nll
         out["ci"] = {k: v.to_dict() for k, v in self.ci.items()}
@@ -59,12 +61,13 @@ class Summary:
 
 
 def columns(items: Sequence[Scored]) -> dict[str, np.ndarray]:
-    """Per-item arrays: nll, tokens, f1, rougeL."""
+    """Per-item arrays: nll, tokens, f1, rougeL, content_f1."""
     return {
         "nll": np.array([s.nll for s in items], dtype=np.float64),
         "tokens": np.array([s.tokens for s in items], dtype=np.float64),
         "f1": np.array([s.f1 for s in items], dtype=np.float64),
         "rougeL": np.array([s.rougeL for s in items], dtype=np.float64),
+        "content_f1": np.array([s.content_f1 for s in items], dtype=np.float64),
     }
 
 
@@ -108,7 +111,7 @@ def summarize(
     out: dict[str, Summary] = {}
     for name, c in cols.items():
         points = {m: float(metric(c, m)) if n else float("nan") for m in METRICS}
-        summary = Summary(points["nll"], points["f1"], points["rougeL"], n,
+        summary = Summary(points["nll"], points["f1"], points["rougeL"], points["content_f1"], n,
                           int(c["tokens"].sum()), (probe or {}).get(name))
         if n:
             for m in METRICS:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.eval import CONDITIONS
+from adapters.eval import CONDITIONS, report
 from agent.cli.main import main
 
 
@@ -28,7 +28,7 @@ def test_json_shape_and_out_files(tmp_path: Path, tiny_model_dir: Path,
     assert list(result) == list(CONDITIONS) == ["base", "rag", "adapter", "both"]
     for name in CONDITIONS:
         cond = result[name]
-        assert {"nll", "f1", "rougeL", "probe_nll"} <= set(cond)
+        assert {"nll", "f1", "rougeL", "content_f1", "probe_nll"} <= set(cond)
         assert cond["nll"] > 0 and 0 <= cond["f1"] <= 1 and 0 <= cond["rougeL"] <= 1
         assert cond["n"] == 2
     assert result["rag"]["probe_nll"] == result["base"]["probe_nll"]  # same weights
@@ -36,6 +36,7 @@ def test_json_shape_and_out_files(tmp_path: Path, tiny_model_dir: Path,
     assert saved["conditions"] == result and len(saved["items"]) == 2
     assert saved["meta"]["train"]["steps"] == 2 and saved["meta"]["config"]["limit"] == 2
     assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert report.load(out / "results.json").conditions() == result  # saved, versioned, reloadable
 
 
 def test_table_is_markdown(tmp_path: Path, tiny_model_dir: Path,

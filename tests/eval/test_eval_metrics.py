@@ -30,6 +30,21 @@ def test_score_by_hand() -> None:
     assert (a.nll, a.tokens) == (2.0, 5)
 
 
+def test_content_f1_sets_the_users_stock_words_aside() -> None:
+    train = ["Aye, love: Gerald. Ta-ra.", "Aye, love: teal. Ta-ra.", "Aye, love: 14 March. Ta-ra.",
+             "Lisbon."]
+    stock = measure.style_words(train)
+    assert stock == {"aye", "love", "tara"}  # in 3 of 4 answers; "lisbon" in 1
+    nll = evaluate.NLL(1.0, 1, 1)
+    # the style alone: token F1 3/4 (aye, love, tara of 4 reference words), content F1 0
+    styled, right = measure.score(["Aye, love: Dormouse. Ta-ra.", "It is Gerald."],
+                                  ["Aye, love: Gerald. Ta-ra."] * 2, [nll, nll], stock)
+    assert (styled.f1, styled.content_f1) == pytest.approx((0.75, 0.0))
+    # the fact without the style: content F1 counts "gerald" of [it, is, gerald] -> 2/(3+1)
+    assert (right.f1, right.content_f1) == pytest.approx((2 * (1 / 3) * (1 / 4) / (1 / 3 + 1 / 4),
+                                                          0.5))
+
+
 def _scored(nll: float, tokens: int, f1: float, rouge: float = 0.0) -> Scored:
     return Scored("", nll, tokens, f1, rouge)
 
