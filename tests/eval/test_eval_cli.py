@@ -61,3 +61,20 @@ def test_bad_data_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     bad.write_text('{"prompt": "only a question"}\n')
     assert main(["eval", "--data", str(bad)]) == 1
     assert "bad.jsonl:1" in capsys.readouterr().err
+
+
+def test_default_is_your_accepted_answers(tmp_path: Path, tiny_model_dir: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from memory.store import Store
+
+    with Store.open() as store:
+        store.import_training_jsonl(_data(tmp_path / "mine.jsonl", 12))
+        store.add_system_prompt("You are Tam's assistant.")
+    code = main(["eval", "--model", str(tiny_model_dir), "--limit", "2", "--iters", "1",
+                 "--max-tokens", "2", "--no-probe", "--json", "--out", str(tmp_path / "out")])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["both"]["n"] == 2
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert saved["meta"]["n_train"] + saved["meta"]["n_heldout"] == 12
+    first = saved["items"][0]["question"]
+    assert first.startswith("What is fact number")  # asked afresh, as in the chat
