@@ -197,28 +197,32 @@ class Runtime:
         start = time.perf_counter()
         last = TokenEvent("", None, len(tokens), 0, 0.0, 0.0, cached)
         reason = "length"
-        for resp in stream_generate(
-            self.model, self.tokenizer, mx.array(todo), max_tokens=options.max_tokens,
-            sampler=sampler, logits_processors=processors, prompt_cache=self._state.cache,
-        ):
-            generated.append(resp.token)
-            counted = len(generated) - (resp.finish_reason == "stop")
-            last = TokenEvent(
-                resp.text, resp.token, len(tokens), counted, resp.generation_tps,
-                resp.prompt_tps, cached,
-            )
-            if resp.finish_reason is not None:
-                reason = resp.finish_reason
-                if resp.text:
-                    yield last
-                break
-            yield last
-            if cancel is not None and cancel.is_set():
-                reason = "cancelled"
-                break
-        self._state.tokens = tokens + generated
-        if self._state.cache[0].offset > len(self._state.tokens):
-            trim_prompt_cache(self._state.cache, self._state.cache[0].offset - len(self._state.tokens))
+        try:
+            for resp in stream_generate(
+                self.model, self.tokenizer, mx.array(todo), max_tokens=options.max_tokens,
+                sampler=sampler, logits_processors=processors, prompt_cache=self._state.cache,
+            ):
+                generated.append(resp.token)
+                counted = len(generated) - (resp.finish_reason == "stop")
+                last = TokenEvent(
+                    resp.text, resp.token, len(tokens), counted, resp.generation_tps,
+                    resp.prompt_tps, cached,
+                )
+                if resp.finish_reason is not None:
+                    reason = resp.finish_reason
+                    if resp.text:
+                        yield last
+                    break
+                yield last
+                if cancel is not None and cancel.is_set():
+                    reason = "cancelled"
+                    break
+        finally:
+            # also when the consumer abandons the stream: record what the cache now holds
+            self._state.tokens = tokens + generated
+            offset = self._state.cache[0].offset
+            if offset > len(self._state.tokens):
+                trim_prompt_cache(self._state.cache, offset - len(self._state.tokens))
         elapsed = max(time.perf_counter() - start, 1e-9)
         tps = last.tokens_per_s or len(generated) / elapsed
         yield TokenEvent("", None, len(tokens), last.generated_tokens, tps, last.prompt_tps, cached, reason)

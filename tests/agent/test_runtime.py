@@ -128,3 +128,13 @@ def test_corrupt_adapter_is_refused_and_previous_keeps_serving(tiny_runtime: Run
         tiny_runtime.set_adapter(bad)
     assert tiny_runtime.adapter_path == good
     assert mx.allclose(served, logits(tiny_runtime), atol=1e-5).item()
+
+
+def test_abandoned_stream_keeps_the_cache_reusable(tiny_runtime: Runtime) -> None:
+    for _ in tiny_runtime.stream(MSGS, SamplingOptions(temperature=0.0, max_tokens=20)):
+        break  # the consumer walks away after the first token
+    again, final = run(tiny_runtime, MSGS)
+    assert final.cached_tokens >= len(tiny_runtime.prompt_tokens(MSGS)) - 1
+    tiny_runtime.reset_cache()
+    cold, _ = run(tiny_runtime, MSGS)
+    assert [e.token for e in again] == [e.token for e in cold]
