@@ -7,7 +7,6 @@ knows about MLX beyond `save_safetensors_atomic`, which imports it lazily.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -16,14 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import paths
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+from agent.convert import sha256_file  # noqa: F401 - re-exported for adapters
 
 
 def fsync_dir(path: Path) -> None:

@@ -1,4 +1,13 @@
-"""The agent package's exceptions. Every message says what to do next."""
+"""The agent package's exceptions, and how any front end tells them from crashes.
+
+Every message says what to do next. `is_user_error` decides whether an exception is one
+line for the user (Hearth's own errors) or a crash; `log_crash` keeps a crash's traceback in
+the logs directory. The CLI and the TUI both use these two.
+"""
+
+import sys
+import traceback
+from datetime import UTC, datetime
 
 
 class HearthError(Exception):
@@ -15,3 +24,25 @@ class AdapterLoadError(HearthError):
 
 class NetworkRefused(HearthError):
     """Something tried to reach the network while Hearth is offline."""
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """True for Hearth's own errors (any package's `...Error`), shown as one line."""
+    if isinstance(exc, HearthError):
+        return True
+    top = type(exc).__module__.split(".")[0]
+    return top in ("memory", "adapters", "tui") and type(exc).__name__.endswith("Error")
+
+
+def log_crash(exc: BaseException, origin: str = "cli") -> str:
+    """Append the traceback to logs/crash.log; returns its path (or a note if unwritable)."""
+    from agent import paths
+
+    try:
+        log = paths.logs_dir() / "crash.log"
+        with log.open("a") as fh:
+            fh.write(f"--- {datetime.now(UTC).isoformat()} {origin} {' '.join(sys.argv)}\n")
+            fh.write("".join(traceback.format_exception(exc)))
+        return str(log)
+    except OSError:
+        return "(the crash log could not be written)"

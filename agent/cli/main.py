@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import traceback
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from agent import blas, offline, paths
+from agent.errors import is_user_error, log_crash
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -56,26 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _is_user_error(exc: BaseException) -> bool:
-    from agent.errors import HearthError
-
-    if isinstance(exc, HearthError):
-        return True
-    top = type(exc).__module__.split(".")[0]
-    return top in ("memory", "adapters", "tui") and type(exc).__name__.endswith("Error")
-
-
-def _log_crash(exc: BaseException) -> str:
-    try:
-        log = paths.logs_dir() / "crash.log"
-        with log.open("a") as fh:
-            fh.write(f"--- {datetime.now(UTC).isoformat()} {' '.join(sys.argv)}\n")
-            fh.write("".join(traceback.format_exception(exc)))
-        return str(log)
-    except OSError:
-        return "(could not write the crash log)"
-
-
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
@@ -116,10 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line
-        if _is_user_error(exc):
+        if is_user_error(exc):
             print(f"hearth: {exc}", file=sys.stderr)
         else:
-            where = _log_crash(exc)
+            where = log_crash(exc, "cli")
             print(f"hearth: internal error: {type(exc).__name__}: {exc} (details in {where})",
                   file=sys.stderr)
         return 1
