@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -74,9 +73,7 @@ def save_safetensors_atomic(target: Path, arrays: dict[str, Any]) -> None:
         raise
 
 
-def remove_tree(path: Path) -> None:
-    """Delete a folder (or file) if present."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
+def remove_tree(path: Path, within: Path | None = None) -> None:
+    """Delete a folder (or file) if present; only inside Hearth's folders, or inside `within`
+    (`paths.safe_remove` raises UnsafePathError for anything else)."""
+    paths.safe_remove(path, within)

@@ -110,8 +110,13 @@ def refresh(
         with conditions.refresh_lock():
             for note in registry.recover(store):
                 log({"event": "recover", "note": note})
-            return log.result(_refresh(store, resolve_base(model), policy, config,
-                                       gate_config or GateConfig(), log, force))
+            try:
+                result = _refresh(store, resolve_base(model), policy, config,
+                                  gate_config or GateConfig(), log, force)
+            finally:  # versions trained on forgotten answers go, even after a failed run
+                for note in _purge_forgotten(store):
+                    log({"event": "recover", "note": note})
+            return log.result(result)
     except conditions.RefreshBusy as exc:
         return log.result(RefreshResult("busy", str(exc)))
 
@@ -169,21 +174,28 @@ def skip_reason(store: Any, policy: RefreshPolicy) -> str | None:
     return None
 
 
+def _purge_forgotten(store: Any) -> list[str]:
+    """Delete retired/rejected versions trained on forgotten answers (never the active one)."""
+    if not _forgotten_ids(store):
+        return []
+    try:
+        return [n for n in registry.purge_forgotten(store) if not n.startswith("removed run")]
+    except AttributeError:  # a store without forget tracking
+        return []
+
+
 def _latest_trained(store: Any) -> dict[str, Any] | None:
     """The newest version that finished training and still has its files."""
     for row in reversed(store.list_adapter_versions()):
-        if row.get("path") and row.get("status") in ("active", "candidate", "rejected", "retired"):
+        if registry.has_files(row) and row.get("status") in ("active", "candidate", "rejected", "retired"):
             return dict(row)
     return None
 
 
 def _trained_ids(row: dict[str, Any] | None) -> set[str]:
-    if not row or not row.get("path"):
+    if not row or not registry.has_files(row):
         return set()
-    try:
-        return set(registry.read_manifest(Path(row["path"])).get("message_ids", []))
-    except AdapterError:
-        return set()
+    return registry.trained_on(row["id"])
 
 
 def _forgotten_ids(store: Any) -> set[str]:
@@ -217,7 +229,8 @@ def train_and_judge(store: Any, base: registry.Base, snapshot: Snapshot, config:
     """
     from adapters.train import train_adapter
 
-    run_dir = registry.root() / ".runs" / f"{snapshot.snapshot_id}-{_config_hash(config)}"
+    run_dir = registry.runs_root() / f"{snapshot.snapshot_id}-{_config_hash(config)}"
+    registry.clear_runs(keep=run_dir)  # a killed run of other data: its copies go
     snapshot.write(run_dir)
     version = registry.begin(store, base, snapshot.snapshot_id, len(snapshot.train),
                              len(snapshot.valid), config.to_dict())

@@ -11,8 +11,12 @@ the new one, never a half. Leftovers (`.tmp-*`, rows stuck in 'training') are cl
 `recover()` under the refresh lock.
 
 An adapter is bound to its base model's checksum (`ModelRef.checksum`) and refused for any
-other base; a rejected candidate is kept for inspection and never served. This module does
-not train or evaluate.
+other base (a missing checksum is refused too); a rejected candidate is kept for inspection
+and never served, and no version trained on an answer the user has since forgotten is ever
+served again (`purge_forgotten` deletes their files). A version's folder is always
+`folder_for(id)`: derived from an id that must read `v<n>`, under the adapters root; the
+stored `path` column is never trusted for reading or deleting. This module does not train or
+evaluate.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +35,8 @@ from typing import Any, Protocol
 
 from adapters import files
 from adapters.errors import AdapterError
+from agent import paths
+from agent.errors import AdapterLoadError
 
 MANIFEST = "hearth-adapter.json"
 FORMAT_VERSION = 1
@@ -50,6 +57,7 @@ class RegistryStore(Protocol):
     def set_active_adapter(self, id: str | None) -> None: ...
     def get_setting(self, key: str, default: Any = None) -> Any: ...
     def set_setting(self, key: str, value: Any) -> None: ...
+    def forgotten_since(self, since: str | None = None) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -66,9 +74,25 @@ def now_iso() -> str:
 
 
 def root() -> Path:
-    from agent import paths
-
     return paths.adapters_dir()
+
+
+def folder_for(version: str) -> Path:
+    """`adapters/<version>/` for a valid version id (`v<n>`); AdapterError for anything else.
+
+    >>> folder_for("../../etc")  # doctest: +SKIP
+    Traceback (most recent call last):
+    AdapterError: adapter id '../../etc' is not a Hearth version (v1, v2, ...); ...
+    """
+    if not isinstance(version, str) or not _VERSION.match(version):
+        raise AdapterError(f"adapter id {version!r} is not a Hearth version (v1, v2, ...); "
+                           "its row is ignored (delete it with `hearth adapters delete`)")
+    return root() / version
+
+
+def has_files(row: dict[str, Any]) -> bool:
+    """Whether a row's version finished training and its folder was not deleted."""
+    return bool(row.get("path")) and bool(_VERSION.match(str(row.get("id"))))
 
 
 def _pause(stage: str) -> None:
@@ -106,7 +130,7 @@ def begin(store: RegistryStore, base: Base, snapshot_id: str, n_train: int, n_va
 
 def write_folder(version: str, adapter_dir: Path, lineage: dict[str, Any]) -> Path:
     """Copy a trained adapter into `adapters/<version>/` atomically; returns the folder."""
-    target = root() / version
+    target = folder_for(version)
     if target.exists():
         raise AdapterError(f"{target} already exists; delete it or run `hearth refresh` again")
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=root()))
@@ -168,7 +192,8 @@ def verify(folder: Path, base_checksum: str | None = None) -> dict[str, Any]:
         if not f.is_file() or files.sha256_file(f) != digest:
             raise AdapterError(f"adapter {folder.name} is corrupt ({name} changed or missing); "
                                "run `hearth adapters rollback`")
-    if base_checksum is not None and manifest.get("base_checksum") != base_checksum:
+    if base_checksum is not None and (not manifest.get("base_checksum")
+                                      or manifest.get("base_checksum") != base_checksum):
         raise AdapterError(
             f"adapter {folder.name} was trained for base model "
             f"{manifest.get('base_model_id')} ({str(manifest.get('base_checksum'))[:12]}), not "
@@ -184,32 +209,74 @@ def get(store: RegistryStore, version: str) -> dict[str, Any]:
         raise AdapterError(f"no adapter version {version!r}; see `hearth adapters list`") from exc
 
 
-def servable(row: dict[str, Any], base_checksum: str | None) -> Path:
-    """The row's folder if it may be served on this base; AdapterError says why not."""
+def forgotten_ids(store: RegistryStore) -> set[str]:
+    """Message ids of accepted answers the user has forgotten (the store's record)."""
+    return {str(r["message_id"]) for r in store.forgotten_since(None)}
+
+
+def trained_on(version: str) -> set[str]:
+    """The message ids a version's manifest says it was trained on (empty if unreadable)."""
+    try:
+        return {str(m) for m in read_manifest(folder_for(version)).get("message_ids", [])}
+    except AdapterError:
+        return set()
+
+
+def servable(row: dict[str, Any], base_checksum: str | None,
+             forgotten: set[str] | None = None) -> Path:
+    """The row's folder if it may be served on this base; AdapterError says why not.
+
+    Checked every time: a valid id, a serveable status, the base binding (on the row and in
+    the manifest; a missing checksum fails), every file's hash against the manifest, and,
+    given `forgotten`, that it learned none of those answers.
+    """
+    folder = folder_for(str(row.get("id")))
     if row.get("status") in ("rejected", "training", "failed") or not row.get("path"):
         raise AdapterError(f"adapter {row['id']} is {row.get('status')} and is never served; "
                            "pick another with `hearth adapters list`")
-    if base_checksum and row.get("base_checksum") and row["base_checksum"] != base_checksum:
+    if base_checksum is not None and row.get("base_checksum") != base_checksum:
         raise AdapterError(f"adapter {row['id']} was trained for another base model "
                            f"({row.get('base_model_id')}); retrain with `hearth refresh`")
-    folder = Path(row["path"])
-    verify(folder, base_checksum)
+    manifest = verify(folder, base_checksum)
+    if forgotten and forgotten & {str(m) for m in manifest.get("message_ids", [])}:
+        raise AdapterError(f"adapter {row['id']} learned answers you have since forgotten and "
+                           "is never served again; `hearth refresh` trains a replacement")
     return folder
 
 
-def serving_path(store: RegistryStore, base_checksum: str | None) -> tuple[Path | None, list[str]]:
-    """What to serve: the active adapter if sound, else the newest sound previously active
-    one, else the base (None). Also returns the problems met on the way, for the user."""
-    problems: list[str] = []
+def candidates(store: RegistryStore) -> list[str]:
+    """Versions to try serving, in order: the active one, then (should it fail) previously
+    active ones. None when no adapter is active: the base model serves."""
     active = store.active_adapter()
-    candidates = [active["id"]] if active else []
-    candidates += [v for v in reversed(history(store)) if v not in candidates]
-    for version in candidates:
+    if active is None:
+        return []
+    return [active["id"]] + [v for v in reversed(history(store)) if v != active["id"]]
+
+
+def serve(store: RegistryStore, base_checksum: str | None,
+          load: Callable[[Path | None], None]) -> tuple[str | None, list[str]]:
+    """Verify and `load` the first sound candidate, falling back for real: a version that
+    fails verification *or* loading is skipped, and the base (`load(None)`) serves when none
+    is left. Returns (the version now served or None, the problems met, for the user)."""
+    problems: list[str] = []
+    forgotten = forgotten_ids(store)
+    for version in candidates(store):
         try:
-            return servable(get(store, version), base_checksum), problems
-        except AdapterError as exc:
+            folder = servable(get(store, version), base_checksum, forgotten)
+            load(folder)
+            return version, problems
+        except (AdapterError, AdapterLoadError) as exc:
             problems.append(str(exc))
+    load(None)
     return None, problems
+
+
+def serving_path(store: RegistryStore, base_checksum: str | None) -> tuple[Path | None, list[str]]:
+    """What `serve` would load: the active adapter if sound, else the newest sound previously
+    active one, else the base (None); plus the problems met on the way."""
+    chosen: list[Path | None] = []
+    _, problems = serve(store, base_checksum, chosen.append)
+    return chosen[0], problems
 
 
 def history(store: RegistryStore) -> list[str]:
@@ -228,7 +295,7 @@ def _activate_row(store: RegistryStore, version: str) -> None:
 
 def activate(store: RegistryStore, version: str, base_checksum: str | None) -> Path:
     """Make `version` the served adapter (verified and bound to this base)."""
-    folder = servable(get(store, version), base_checksum)
+    folder = servable(get(store, version), base_checksum, forgotten_ids(store))
     _activate_row(store, version)
     return folder
 
@@ -243,9 +310,10 @@ def rollback(store: RegistryStore, base_checksum: str | None) -> str | None:
         raise AdapterError("no adapter is active (the base model serves); nothing to roll back")
     remaining = [v for v in history(store) if v != active["id"]]
     target: str | None = None
+    forgotten = forgotten_ids(store)
     for version in reversed(remaining):
         try:
-            servable(get(store, version), base_checksum)
+            servable(get(store, version), base_checksum, forgotten)
         except AdapterError:
             continue
         target = version
@@ -268,9 +336,8 @@ def delete(store: RegistryStore, version: str, force: bool = False) -> None:
             raise AdapterError(f"{version} is the active adapter; `hearth adapters rollback` "
                                "first, or pass --force")
         rollback(store, row.get("base_checksum"))
-    if row.get("path"):
-        files.remove_tree(Path(row["path"]))
-    files.remove_tree(root() / version)
+    if _VERSION.match(version):  # the stored path is never used: a row cannot aim elsewhere
+        files.remove_tree(folder_for(version))
     status = "failed" if row.get("status") == "training" else None
     fields: dict[str, Any] = {"path": None, "reason": f"deleted {now_iso()}"}
     if status:
@@ -295,7 +362,8 @@ def recover(store: RegistryStore) -> list[str]:
     for row in store.list_adapter_versions():
         known.add(row["id"])
         if row.get("status") == "training":
-            files.remove_tree(root() / row["id"])
+            if _VERSION.match(str(row["id"])):  # any other id names no folder of ours
+                files.remove_tree(folder_for(row["id"]))
             fail(store, row["id"], "interrupted before it was evaluated (the run resumes on "
                  "the next refresh)")
             done.append(f"marked {row['id']} failed")
@@ -303,4 +371,45 @@ def recover(store: RegistryStore) -> list[str]:
         if _VERSION.match(folder.name) and folder.name not in known:
             files.remove_tree(folder)
             done.append(f"removed unregistered {folder.name}")
+    return done
+
+
+# -- forgetting -----------------------------------------------------------------------------
+
+
+def runs_root() -> Path:
+    """`adapters/.runs/`: training runs in progress (they hold copies of accepted answers)."""
+    return root() / ".runs"
+
+
+def clear_runs(keep: Path | None = None) -> list[str]:
+    """Delete every training run folder except `keep` (the run about to resume)."""
+    done = []
+    if runs_root().is_dir():
+        for run in runs_root().iterdir():
+            if keep is None or run.name != keep.name:
+                files.remove_tree(run)
+                done.append(f"removed run {run.name}")
+    return done
+
+
+def purge_forgotten(store: RegistryStore) -> list[str]:
+    """After something was forgotten: delete every training run (their data may quote it) and
+    the files of every version, other than the active one, trained on a forgotten answer. The
+    active one is no longer served (`servable` refuses it) and the next refresh replaces or
+    deactivates it; call this again after that refresh and its files go too."""
+    done = clear_runs()
+    forgotten = forgotten_ids(store)
+    if not forgotten:
+        return done
+    active = store.active_adapter()
+    for row in store.list_adapter_versions():
+        if (row.get("status") == "active" or (active and row["id"] == active["id"])
+                or not has_files(row) or not (trained_on(row["id"]) & forgotten)):
+            continue
+        files.remove_tree(folder_for(row["id"]))
+        store.update_adapter_version(row["id"], path=None,
+                                     reason=f"deleted {now_iso()}: trained on forgotten answers")
+        store.set_setting(HISTORY_KEY, [v for v in history(store) if v != row["id"]])
+        done.append(f"deleted {row['id']} (trained on forgotten answers)")
     return done

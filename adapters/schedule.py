@@ -5,9 +5,14 @@
 failure instead of raising: on a machine without a user session bus the files are still
 right and start working at the next login. `remove` undoes both; `status` says what is there.
 
-The job runs `<python> -m agent.cli.main refresh --quiet` at low priority (Nice=10, idle I/O)
-with Persistent=true, so a night the laptop was off is caught up at the next boot. The refresh
-itself skips on battery or while the user chats. This module never trains anything.
+The job runs `<python> -P -m agent.cli.main refresh --quiet` (`-P`: no working or script
+directory in front of Hearth's modules) in Hearth's data directory (`WorkingDirectory=`) at
+low priority (Nice=10, idle I/O) with Persistent=true, so a night the laptop was off is caught
+up at the next boot. Every value written into the unit is quoted per systemd.syntax(7) for the
+setting it goes in (`$` doubled only in ExecStart=, which expands it; `%` always); a value
+systemd cannot represent (a newline or other control character) is refused with a one-line
+AdapterError. The plist is written by plistlib. The refresh itself skips on battery or while
+the user chats. This module never trains anything.
 """
 
 from __future__ import annotations
@@ -41,8 +46,16 @@ def platform() -> str:
 
 
 def command() -> list[str]:
-    """The command the schedule runs (this interpreter, so the same environment)."""
-    return [sys.executable, "-m", "agent.cli.main", "refresh", "--quiet"]
+    """The command the schedule runs (this interpreter, so the same environment; `-P`)."""
+    return [str(Path(sys.executable).absolute()), "-P", "-m", "agent.cli.main", "refresh",
+            "--quiet"]
+
+
+def working_dir() -> Path:
+    """The job's fixed working directory: Hearth's data directory."""
+    from agent import paths
+
+    return paths.data_dir()
 
 
 def parse_time(value: str) -> tuple[int, int]:
@@ -60,11 +73,38 @@ def parse_time(value: str) -> tuple[int, int]:
     return hour, minute
 
 
-def _systemd_quote(arg: str) -> str:
-    if arg and not any(c in arg for c in ' \t"\'\\$%;'):
-        return arg
-    escaped = arg.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
+def _representable(value: str, what: str) -> str:
+    """`value`, or AdapterError if a unit file or plist cannot hold it (control characters)."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise AdapterError(f"cannot schedule: the {what} {value!r} contains a newline or control "
+                           "character that a unit file cannot hold; move it to a plain path")
+    return value
+
+
+def _systemd_quote(arg: str, expands_dollar: bool = True) -> str:
+    """One word, double-quoted per systemd.syntax(7): `\\`, `\"`, `%%`, and `$$` where the
+    setting expands `$` (ExecStart=, not Environment=).
+
+    >>> _systemd_quote('/a b/$x%')
+    '"/a b/$$x%%"'
+    >>> _systemd_quote('HOME=/a $x', expands_dollar=False)
+    '"HOME=/a $x"'
+    """
+    _representable(arg, "value")
+    escaped = arg.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+    if expands_dollar:
+        escaped = escaped.replace("$", "$$")
     return f'"{escaped}"'
+
+
+def _systemd_path(path: Path) -> str:
+    """A path setting (WorkingDirectory=): absolute, specifiers escaped, no quoting (systemd
+    takes the rest of the line verbatim), so it must not start or end with blanks."""
+    value = _representable(str(path), "path")
+    if not path.is_absolute() or value != value.strip() or "\\" in value:
+        raise AdapterError(f"cannot schedule: {value!r} is not a plain absolute path a unit file "
+                           "can hold; set HEARTH_HOME to one")
+    return value.replace("%", "%%")
 
 
 def _environment() -> dict[str, str]:
@@ -72,9 +112,11 @@ def _environment() -> dict[str, str]:
     return {k: os.environ[k] for k in ("HEARTH_HOME",) if os.environ.get(k)}
 
 
-def render_service(cmd: list[str] | None = None, env: dict[str, str] | None = None) -> str:
+def render_service(cmd: list[str] | None = None, env: dict[str, str] | None = None,
+                   cwd: Path | None = None) -> str:
     cmd = cmd or command()
     env = _environment() if env is None else env
+    cwd = cwd or working_dir()
     lines = [
         "[Unit]",
         "Description=Hearth: refresh the personal adapter",
@@ -82,11 +124,13 @@ def render_service(cmd: list[str] | None = None, env: dict[str, str] | None = No
         "[Service]",
         "Type=oneshot",
         f"ExecStart={' '.join(_systemd_quote(a) for a in cmd)}",
+        f"WorkingDirectory={_systemd_path(cwd)}",
         "Nice=10",
         "IOSchedulingClass=idle",
         "CPUSchedulingPolicy=batch",
     ]
-    lines += [f"Environment={_systemd_quote(f'{k}={v}')}" for k, v in sorted(env.items())]
+    lines += [f"Environment={_systemd_quote(f'{k}={v}', expands_dollar=False)}"
+              for k, v in sorted(env.items())]
     return "\n".join(lines) + "\n"
 
 
@@ -108,12 +152,18 @@ def render_timer(at: str = DEFAULT_TIME) -> str:
 
 
 def render_plist(at: str = DEFAULT_TIME, cmd: list[str] | None = None,
-                 env: dict[str, str] | None = None, log_dir: Path | None = None) -> bytes:
+                 env: dict[str, str] | None = None, log_dir: Path | None = None,
+                 cwd: Path | None = None) -> bytes:
     hour, minute = parse_time(at)
     env = _environment() if env is None else env
+    cmd = cmd or command()
+    cwd = cwd or working_dir()
+    for value in [*cmd, *env.keys(), *env.values(), str(cwd), str(log_dir or "")]:
+        _representable(value, "value")  # XML 1.0 cannot carry most control characters
     plist: dict[str, object] = {
         "Label": LABEL,
-        "ProgramArguments": cmd or command(),
+        "ProgramArguments": cmd,
+        "WorkingDirectory": str(cwd),
         "StartCalendarInterval": {"Hour": hour, "Minute": minute},
         "Nice": 10,
         "LowPriorityIO": True,

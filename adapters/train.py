@@ -254,8 +254,8 @@ def train_adapter(
     run = _Run(run_dir, config, iters, model, optimizer)
     resumed = resume and run.try_resume()
     if not resumed:
-        (run_dir / LOG).unlink(missing_ok=True)
-        files.remove_tree(run_dir / BEST)
+        files.remove_tree(run_dir / LOG, within=run_dir)
+        files.remove_tree(run_dir / BEST, within=run_dir)
     callback = _Callback(run, progress)
     callback.emit({"event": "start", "step": run.offset, "total": iters, "resumed": resumed,
                    "n_train": len(train_set), "n_valid": len(valid_set)})
@@ -285,7 +285,7 @@ def train_adapter(
     if run.best_loss is not None and not math.isfinite(run.best_loss):
         raise AdapterError("training diverged (validation loss is not finite): lower the learning rate")
     load_into(model, best / "adapters.safetensors")
-    files.remove_tree(run_dir / CHECKPOINT)
+    files.remove_tree(run_dir / CHECKPOINT, within=run_dir)
     last = run_dir / "last.safetensors"
     result = TrainResult(best, run.best_loss, run.best_step, steps, iters, run.stop.stop,
                          run.offset if resumed else 0, run.train_tokens, run.train_seconds,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -101,14 +100,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def command(*args: str) -> list[str]:
+    """The worker's command line: this interpreter, absolute, with `-P` so neither the caller's
+    working directory nor a script folder is put in front of Hearth's own modules (PYTHONPATH
+    and the installed packages still apply). Run it with `cwd=working_dir()`."""
+    return [str(Path(sys.executable).absolute()), "-P", "-m", "adapters.worker", *args]
+
+
+def working_dir() -> Path:
+    """The fixed working directory of every process Hearth spawns: its data directory."""
+    return paths.data_dir()
+
+
 def spawn(*extra: str, log: Path | None = None) -> subprocess.Popen[bytes]:
-    """Start `python -m adapters.worker refresh ...` detached (its own session), quietly."""
-    cmd = [sys.executable, "-m", "adapters.worker", "refresh", *extra]
+    """Start `python -P -m adapters.worker refresh ...` detached (its own session), quietly,
+    in Hearth's data directory: code in the caller's current directory never runs."""
+    cmd = command("refresh", *extra)
     if log is not None:
         cmd += ["--log", str(log)]
     return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True,
-                            cwd=os.getcwd())
+                            cwd=working_dir())
 
 
 if __name__ == "__main__":

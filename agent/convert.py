@@ -18,7 +18,6 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -241,7 +240,7 @@ def convert_gguf(
     source_sha = sha256_file(gguf)
     parent = paths.ensure_private_dir(out_dir.parent)
     for stale in parent.glob(f".tmp-{out_dir.name}-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+        paths.safe_remove(stale, within=parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{out_dir.name}-", dir=parent))
     try:
         weights, meta = mx.load(str(gguf), return_metadata=True)
@@ -271,12 +270,12 @@ def convert_gguf(
             paths.make_private(f)
         _fsync_tree(tmp)
         if out_dir.exists():
-            shutil.rmtree(out_dir)
+            paths.safe_remove(out_dir, within=parent)
         os.replace(tmp, out_dir)
         paths.make_private(out_dir)
         return out_dir
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        paths.safe_remove(tmp, within=parent)
         raise
 
 

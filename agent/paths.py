@@ -4,16 +4,21 @@
 platform's usual places are used: XDG data/cache dirs on Linux, ~/Library/Application Support
 and ~/Library/Caches on macOS. Directories are created private (0700) and files 0600.
 
-This module only computes and creates paths; it does not open databases or models.
+This module only computes and creates paths, and owns the one way Hearth deletes a file or
+folder (`safe_remove`: resolved and checked to lie strictly inside Hearth's own data or cache
+folder, refused otherwise); it does not open databases or models.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
 import platformdirs
+
+from agent.errors import HearthError
 
 APP = "hearth"
 DIR_MODE = 0o700
@@ -53,6 +58,62 @@ def logs_dir() -> Path:
 
 def models_dir() -> Path:
     return ensure_private_dir(cache_dir() / "models")
+
+
+def eval_tmp_dir() -> Path:
+    """Where `hearth eval` keeps its per-run temporary folders (cleaned when stale)."""
+    return ensure_private_dir(cache_dir() / "eval-tmp")
+
+
+class UnsafePathError(HearthError):
+    """A deletion was asked for a path outside Hearth's own folders (refused)."""
+
+
+def hearth_roots() -> tuple[Path, ...]:
+    """The folders Hearth owns and may delete inside: its data and cache directories."""
+    return (data_dir().resolve(), cache_dir().resolve())
+
+
+def check_inside(path: Path, within: Path | None = None) -> Path:
+    """`path` made absolute with its parent resolved (the last component is not followed, so a
+    symlink is judged, and removed, as the link itself); UnsafePathError unless it lies strictly
+    inside one of `hearth_roots()` (or, given `within`, inside that work folder a caller
+    handed over, e.g. a training run's folder).
+
+    >>> check_inside(Path("/etc"))  # doctest: +SKIP
+    Traceback (most recent call last):
+    UnsafePathError: refusing to delete /etc: it is outside Hearth's folders ...
+    """
+    absolute = Path(os.path.abspath(path))
+    if absolute.name in ("", ".", ".."):
+        raise UnsafePathError(f"refusing to delete {path}: not a plain file or folder name")
+    target = absolute.parent.resolve() / absolute.name
+    roots = (within.resolve(),) if within is not None else hearth_roots()
+    if not any(target != root and target.is_relative_to(root) for root in roots):
+        raise UnsafePathError(
+            f"refusing to delete {target}: it is outside Hearth's folders "
+            f"({', '.join(map(str, roots))}); nothing was removed"
+        )
+    return target
+
+
+def safe_remove(path: Path, within: Path | None = None) -> bool:
+    """Delete a file, link or folder tree inside Hearth's folders; returns whether it existed.
+
+    Every deletion in Hearth goes through here. The path is checked first (`check_inside`);
+    a symlink is unlinked, never followed; rmtree itself never follows links inside the tree.
+    """
+    target = check_inside(path, within)
+    if target.is_symlink() or target.is_file():
+        target.unlink(missing_ok=True)
+        return True
+    if target.is_dir():
+        shutil.rmtree(target, ignore_errors=True)
+        return True
+    if target.exists():  # a socket or fifo
+        target.unlink(missing_ok=True)
+        return True
+    return False
 
 
 def ensure_private_dir(path: Path) -> Path:

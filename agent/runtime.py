@@ -128,9 +128,9 @@ class Runtime:
         except ModelError:
             if not ref.bundled:
                 raise
-        import shutil
+        from agent import paths
 
-        shutil.rmtree(ref.path, ignore_errors=True)
+        paths.safe_remove(ref.path)  # the bundled conversion lives in Hearth's cache
         ref = models.resolve(spec, allow_download=allow_download, progress=progress)
         return cls.load(ref)
 

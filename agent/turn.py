@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adapters import registry
 from agent import prompt
-from agent.errors import AdapterLoadError, HearthError
+from agent.errors import HearthError
 from agent.runtime import Runtime, SamplingOptions, TokenEvent
 
 MAX_INPUT_CHARS = 1_000_000
@@ -86,6 +87,7 @@ class Chat:
         self.history: list[dict[str, str]] = []
         self.last_answer_id: str | None = None
         self.pending_suggestions: list[Any] = []
+        self._adapter_key: Any = object()  # what the registry said at the last sync
         if conversation_id:
             self._load_history(conversation_id)
 
@@ -104,18 +106,32 @@ class Chat:
 
     # adapters -------------------------------------------------------------------------
     def sync_adapter(self) -> str | None:
-        """Serve the store's active adapter; returns a notice if something changed/failed."""
+        """Serve the store's active adapter, verified now; returns a notice if something
+        changed or failed.
+
+        Whenever the registry changes (another version activated, something forgotten),
+        `adapters.registry.serve` checks the candidate's manifest hashes and base binding
+        before loading it; a version that fails either check or fails to load is skipped for
+        the previously active sound one, else the base model. Nothing unverified is served.
+        """
         row = self.store.active_adapter()
-        want = Path(row["path"]) if row else None
-        if want == self.runtime.adapter_path:
+        key = ((row["id"], row.get("updated_at")) if row else None, _forget_generation(self.store))
+        if key == self._adapter_key:
             return None
-        if row and row.get("base_checksum") and row["base_checksum"] != self.runtime.ref.checksum:
-            return f"adapter {row['id']} was trained for another base model; serving without it"
-        try:
-            self.runtime.set_adapter(want)
-        except AdapterLoadError as exc:
-            return f"{exc} (still serving the previous one)"
-        return f"now using adapter {row['id']}" if row else "now using the base model"
+        self._adapter_key = key
+        before = self.adapter_version()
+
+        def load(folder: Path | None) -> None:
+            if folder != self.runtime.adapter_path:  # already loaded (and verified) otherwise
+                self.runtime.set_adapter(folder)
+
+        served, problems = registry.serve(self.store, self.runtime.ref.checksum, load)
+        if served == before and not problems:
+            return None
+        now = f"adapter {served}" if served else "the base model"
+        if problems:
+            return f"{problems[0]} ({'still serving' if served == before else 'serving'} {now})"
+        return f"now using {now}"
 
     def adapter_version(self) -> str | None:
         path = self.runtime.adapter_path
@@ -202,6 +218,11 @@ class Chat:
         if kind == "edited" and target == self.last_answer_id and self.history:
             self.history[-1] = {"role": "assistant", "content": edited_text or ""}
         return result
+
+
+def _forget_generation(store: Any) -> int:
+    getter = getattr(store, "forget_generation", None)
+    return int(getter()) if getter is not None else 0
 
 
 def _hit_dict(hit: Any) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -36,9 +35,10 @@ def start_refresh(model: str | None) -> tuple[subprocess.Popen[bytes], Path]:
     cold-start minimum. Output goes to a log file, not a pipe, so the refresh outlives the
     app: quitting does not stop training. Returns the process and the log's path.
     """
+    from adapters import worker
     from agent import paths
 
-    command = [sys.executable, "-m", "adapters.worker", "refresh", "--force"]
+    command = worker.command("refresh", "--force")
     if model:
         command += ["--model", model]
     log = paths.logs_dir() / "refresh-app.log"
@@ -46,6 +46,7 @@ def start_refresh(model: str | None) -> tuple[subprocess.Popen[bytes], Path]:
         process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
+            cwd=worker.working_dir(),
         )
     paths.make_private(log)
     return process, log

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import HearthError
@@ -238,12 +237,8 @@ def cold_start(store: Store) -> ColdStart:
     accepted = {a.message_id for a in store.accepted_examples()}
     active = store.active_adapter()
     since = None
-    if active is not None and active.get("path"):
-        try:
-            seen = set(registry.read_manifest(Path(active["path"])).get("message_ids", []))
-        except Exception:  # noqa: BLE001 - an unreadable manifest: count everything as new
-            seen = set()
-        since = len(accepted - seen)
+    if active is not None and registry.has_files(active):
+        since = len(accepted - registry.trained_on(active["id"]))
     return ColdStart(len(accepted), int(policy.min_accepted), int(policy.min_new_accepted), since)
 
 

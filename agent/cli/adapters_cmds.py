@@ -91,9 +91,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     with _store() as store:
         row = registry.get(store, args.version)
     files_state = "no files"
-    if row.get("path"):
+    if registry.has_files(row):
         try:
-            registry.verify(Path(row["path"]))
+            registry.verify(registry.folder_for(row["id"]))
             files_state = "ok"
         except AdapterError as exc:
             files_state = str(exc)
@@ -157,8 +157,9 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
     if args.background:
         extra = ["--force"] if args.force else []
-        if getattr(args, "model", None):
-            extra += ["--model", args.model]
+        if getattr(args, "model", None):  # the worker runs in the data dir: paths made absolute
+            local = Path(args.model).expanduser()
+            extra += ["--model", str(local.absolute()) if local.exists() else args.model]
         proc = worker.spawn(*extra)
         print(f"refresh started in the background (pid {proc.pid}); follow {refresh.log_path()}")
         return 0

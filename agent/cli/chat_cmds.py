@@ -18,11 +18,28 @@ from typing import Any
 from agent.cli.main import add_model_options, progress_bar
 
 
+def bounded(kind: type, low: float, high: float) -> Any:
+    """An argparse type: a number in [low, high], else a one-line usage error."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is out of range ({kind(low)} to {kind(high)})")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
 def add_sampling_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--temperature", type=float, help="0 = greedy (default 0.2)")
-    parser.add_argument("--top-p", type=float, help="nucleus sampling (default 0.9)")
-    parser.add_argument("--max-tokens", type=int, help="answer length limit (default 512)")
-    parser.add_argument("--seed", type=int, help="seed for reproducible sampling")
+    parser.add_argument("--temperature", type=bounded(float, 0, 10), help="0 = greedy (default 0.2)")
+    parser.add_argument("--top-p", type=bounded(float, 0, 1), help="nucleus sampling (default 0.9)")
+    parser.add_argument("--max-tokens", type=bounded(int, 1, 1_000_000),
+                        help="answer length limit (default 512)")
+    parser.add_argument("--seed", type=bounded(int, 0, 2**32 - 1),
+                        help="seed for reproducible sampling (0 to 4294967295)")
 
 
 def register(sub: Any) -> None:

@@ -124,46 +124,63 @@ def check_database() -> Check:
 
 
 def check_offline() -> Check:
+    """The guard as it is (inspected and probed), not as it was meant to be."""
     from agent import offline
 
-    on = offline.is_enabled()
-    return Check("offline", on, "network blocked for Hearth (no --allow-download)" if on
-                 else "network allowed (--allow-download)",
-                 None if on else "drop --allow-download to stay offline")
+    if not offline.is_enabled():
+        return Check("offline", False, "network allowed (--allow-download)",
+                     "drop --allow-download to stay offline")
+    found = offline.report()
+    if not found.ok:
+        return Check("offline", False, "network NOT fully blocked: unguarded "
+                     + ", ".join(found.missing), "report this as a Hearth bug")
+    return Check("offline", True, "network blocked for Hearth (connect, UDP, raw sockets and "
+                 "DNS refused; Hugging Face libraries offline)")
 
 
-def check_adapter() -> Check:
+def _base_checksum(args: argparse.Namespace) -> str | None:
+    """The checksum of the model a chat would load, without converting anything (None: the
+    bundled model is not converted yet)."""
+    from agent import convert, models
+
+    spec = getattr(args, "model", None)
+    if spec and Path(spec).expanduser().is_dir():
+        return models.folder_checksum(Path(spec).expanduser())
+    manifest = convert.read_manifest(models.bundled_folder(models.backend() != "cpu")) or {}
+    return manifest.get("source_sha256") or None
+
+
+def check_adapter(args: argparse.Namespace) -> Check:
+    """What the chat would serve, decided by the same verification it runs on every swap."""
     try:
         from memory.store import Store
 
         if not paths.db_path().exists():
             return Check("adapter", True, "none yet (base model serves)")
-        store = Store.open()
-        row = store.active_adapter()
-        store.close()
-    except Exception as exc:  # noqa: BLE001
-        return Check("adapter", False, f"cannot read the registry: {exc}", "see the database check")
-    if not row:
-        return Check("adapter", True, "none active (base model serves)")
-    path = Path(row["path"])
-    ok = (path / "adapters.safetensors").is_file() and (path / "adapter_config.json").is_file()
-    if not ok:
-        return Check("adapter", False, f"{row['id']} at {path}: files missing",
-                     "run `hearth adapters rollback` (the adapter files are missing)")
-    try:
         from adapters import registry
 
-        registry.verify(path)  # file hashes against the manifest written at promotion
+        with Store.open() as store:
+            row = store.active_adapter()
+            if not row:
+                return Check("adapter", True, "none active (base model serves)")
+            checksum = _base_checksum(args)
+            chosen: list[Path | None] = []
+            served, problems = registry.serve(store, checksum, chosen.append)
     except Exception as exc:  # noqa: BLE001
-        return Check("adapter", False, f"{row['id']} at {path}: {exc}",
-                     "run `hearth adapters rollback` (the previous adapter or the base serves "
-                     "meanwhile), or restore the data folder from a `hearth backup`")
-    return Check("adapter", True, f"{row['id']} at {path} (checksums ok)")
+        return Check("adapter", False, f"cannot read the registry: {exc}", "see the database check")
+    unbound = "" if checksum else " (base binding not checked: the model is not converted yet)"
+    if not problems:
+        return Check("adapter", True, f"{row['id']} verified: checksums ok, bound to this base"
+                     f"{unbound}")
+    now = f"adapter {served} (verified)" if served else "the base model"
+    return Check("adapter", False, f"{row['id']}: {problems[0]}; the chat serves {now} instead{unbound}",
+                 "run `hearth adapters rollback` (or activate a sound version), or restore the "
+                 "data folder from a `hearth backup`")
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     checks = [check_platform(), check_mlx(), check_blas(), *check_model(args.verify),
-              check_data(args.fix), check_database(), check_offline(), check_adapter()]
+              check_data(args.fix), check_database(), check_offline(), check_adapter(args)]
     for c in checks:
         mark = "ok  " if c.ok else "FAIL"
         print(f"{mark} {c.name}: {c.detail}")

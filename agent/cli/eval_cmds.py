@@ -1,7 +1,8 @@
 """`hearth eval`: base vs retrieval vs adapter vs both, on your accepted answers or a file.
 
 A thin shell over `adapters.eval`: choose the data, load the model, run the experiment in a
-temporary directory (deleted afterwards), print the Markdown table (or `--json`), and with
+temporary directory under Hearth's cache (deleted afterwards; one left by a killed run, whose
+process is gone, is deleted at the next start: it holds copies of your answers), print the Markdown table (or `--json`), and with
 `--out DIR` keep results.json and chart.png. Progress bars go to stderr.
 """
 
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from agent import paths
 from agent.cli.main import add_model_options, progress_bar
 
 MIN_ACCEPTED = 8
@@ -117,6 +120,30 @@ def _stage_bars() -> Any:
     return update
 
 
+TMP_PREFIX = "hearth-eval-"
+
+
+def clean_stale_tmp() -> list[Path]:
+    """Delete eval temp folders whose process (the pid in the name) no longer runs."""
+    removed = []
+    for folder in paths.eval_tmp_dir().glob(f"{TMP_PREFIX}*"):
+        pid = folder.name[len(TMP_PREFIX):].split("-")[0]
+        if not pid.isdigit() or not _alive(int(pid)):
+            paths.safe_remove(folder)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from adapters.eval import report
     from adapters.eval.experiment import run_experiment
@@ -128,7 +155,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     ref = models.resolve(args.model, allow_download=args.allow_download,
                          progress=progress_bar("converting the bundled model (first run)"))
     runtime = Runtime.load(ref)
-    with tempfile.TemporaryDirectory(prefix="hearth-eval-") as tmp:
+    clean_stale_tmp()
+    with tempfile.TemporaryDirectory(prefix=f"{TMP_PREFIX}{os.getpid()}-",
+                                     dir=paths.eval_tmp_dir()) as tmp:
         results = run_experiment(runtime, split, Path(tmp), config, system_prompt,
                                  progress=_stage_bars())
     if args.out is not None:

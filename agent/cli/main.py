@@ -1,6 +1,8 @@
 """`hearth` entry point: parser, common options, one-line errors, exit codes.
 
 Exit codes: 0 ok, 1 a Hearth error (the message says what to do), 2 usage, 130 Ctrl-C.
+While a command runs, stdout and stderr pass through `agent.textsafe` (no stored text can
+send escape sequences to the terminal), and a crash is logged without the user's text.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from agent import blas, offline, paths
 from agent.errors import is_user_error, log_crash
+from agent.textsafe import SafeStream
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -79,14 +82,33 @@ def quiet_libraries() -> None:
         pass
 
 
+def command_words(parser: argparse.ArgumentParser) -> set[str]:
+    """Every subcommand name under `parser` (kept in the crash log; all else is redacted)."""
+    words: set[str] = set()
+    for action in parser._actions:  # argparse keeps subparsers here, with no public accessor
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                words |= {name, *command_words(sub)}
+    return words
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = SafeStream(out), SafeStream(err)  # type: ignore[assignment]
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def _main(argv: Sequence[str] | None) -> int:
     paths.private_umask()
-    quiet_libraries()
     blas.ensure()  # before anything imports MLX
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "allow_download", False):
-        offline.enable()
+        offline.enable()  # before quiet_libraries imports transformers / huggingface_hub
+    quiet_libraries()
     try:
         return run(args, parser)
     except KeyboardInterrupt:
@@ -94,11 +116,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except UnicodeEncodeError as exc:
+        if "surrogates not allowed" not in str(exc):
+            where = log_crash(exc, "cli", command_words(parser))
+            print(f"hearth: internal error: {type(exc).__name__} (details in {where})",
+                  file=sys.stderr)
+            return 1
+        print("hearth: an argument is not valid UTF-8 text; type it again in UTF-8",
+              file=sys.stderr)
+        return 1
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line
         if is_user_error(exc):
             print(f"hearth: {exc}", file=sys.stderr)
         else:
-            where = log_crash(exc, "cli")
+            where = log_crash(exc, "cli", command_words(parser))
             print(f"hearth: internal error: {type(exc).__name__}: {exc} (details in {where})",
                   file=sys.stderr)
         return 1

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 from typing import Any
 
+from agent import paths
 from agent.cli.main import progress_bar
 
 
@@ -38,7 +38,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     quantized = args.quantized if args.quantized is not None else models.backend() != "cpu"
     if args.force:
-        shutil.rmtree(models.bundled_folder(quantized), ignore_errors=True)
+        paths.safe_remove(models.bundled_folder(quantized))
     ref = models.ensure_bundled(quantized=quantized, progress=progress_bar("converting"))
     print(f"{ref.id}: {ref.path} (source sha256 {ref.checksum})")
     return 0

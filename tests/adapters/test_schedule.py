@@ -20,8 +20,10 @@ def test_service_runs_the_refresh_at_low_priority(monkeypatch: pytest.MonkeyPatc
     text = schedule.render_service()
     assert "Type=oneshot" in text and "Nice=10" in text and "IOSchedulingClass=idle" in text
     exec_line = next(x for x in text.splitlines() if x.startswith("ExecStart="))
-    assert exec_line == f"ExecStart={sys.executable} -m agent.cli.main refresh --quiet"
+    assert exec_line == (f'ExecStart="{sys.executable}" "-P" "-m" "agent.cli.main" "refresh" '
+                         '"--quiet"')
     assert 'Environment="HEARTH_HOME=/tmp/hearth home"' in text
+    assert "WorkingDirectory=/tmp/hearth home/data" in text.splitlines()
 
 
 def test_timer_is_nightly_and_persistent() -> None:
@@ -88,3 +90,45 @@ def test_macos_install_writes_the_plist(tmp_path: Path, monkeypatch: pytest.Monk
     assert plistlib.loads(plist.read_bytes())["Label"] == "com.hearth.refresh"
     schedule.remove(kind="macos")
     assert not plist.exists()
+
+
+# -- issue 11 §15: values that could inject lines or change meaning ---------------------------
+
+NASTY = "/tmp/he$arth %h 'q\"b\\s"  # $, a specifier, quotes, a backslash, spaces
+
+
+def test_a_newline_in_a_path_is_refused_not_injected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEARTH_HOME", "/tmp/x\nExecStartPre=/bin/touch /tmp/pwned")
+    with pytest.raises(AdapterError, match="newline or control character") as err:
+        schedule.render_service()
+    assert "\n" not in str(err.value).replace("\\n", "")  # a one-line error
+    with pytest.raises(AdapterError, match="newline"):
+        schedule.render_plist()
+    with pytest.raises(AdapterError, match="newline"):
+        schedule.render_service(cmd=["/usr/bin/python3\n", "-m", "x"], env={}, cwd=Path("/tmp"))
+
+
+def test_dollar_is_doubled_only_where_systemd_expands_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEARTH_HOME", "/tmp/a$b")
+    text = schedule.render_service(cmd=["/usr/bin/env", "X=$HOME"])
+    assert 'Environment="HEARTH_HOME=/tmp/a$b"' in text  # no $ expansion in Environment=
+    assert 'ExecStart="/usr/bin/env" "X=$$HOME"' in text  # ExecStart= expands $: doubled
+    assert "WorkingDirectory=/tmp/a$b/data" in text
+
+
+def test_plist_has_the_working_directory_and_round_trips(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEARTH_HOME", NASTY)
+    data = plistlib.loads(schedule.render_plist())
+    assert data["WorkingDirectory"] == str(Path(NASTY).resolve() / "data")
+    assert data["EnvironmentVariables"] == {"HEARTH_HOME": NASTY}
+    assert data["ProgramArguments"][1] == "-P"
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_systemd_analyze_accepts_awkward_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "he$arth %h q\"b"
+    monkeypatch.setenv("HEARTH_HOME", str(home))
+    service = schedule.render_service()
+    out = verify(tmp_path, schedule.render_timer(), service)
+    assert out.returncode == 0, out.stdout + out.stderr + service
+    assert "hearth-refresh" not in out.stdout + out.stderr, out.stdout + out.stderr

@@ -71,15 +71,27 @@ def test_reject_is_not_a_training_example(chat: Chat, store: Store) -> None:
         chat.feedback("edited", edited_text="   ")
 
 
+def promote(chat: Chat, store: Store, tmp_path: Path, seed: int,
+            checksum: str | None = None) -> str:
+    """A random LoRA adapter through the registry, as refresh promotes one; returns its id."""
+    from adapters import registry
+
+    base = registry.Base("tiny", chat.runtime.ref.path, checksum or chat.runtime.ref.checksum)
+    version = registry.begin(store, base, f"snap{seed}", 8, 2, {})
+    src = write_lora_adapter(chat.runtime.ref.path, tmp_path / f"src{seed}", seed=seed)
+    folder = registry.write_folder(version, src, {"base_model_id": base.id,
+                                                  "base_checksum": base.checksum,
+                                                  "message_ids": []})
+    registry.record(store, version, folder, True, "promote", "test", {})
+    return version
+
+
 def test_newly_activated_adapter_is_picked_up_without_reload(chat: Chat, store: Store, tmp_path: Path) -> None:
     base_weight = chat.runtime.model.model.layers[0].self_attn.q_proj.weight
-    folder = write_lora_adapter(chat.runtime.ref.path, tmp_path / "v1", seed=1)
-    aid = store.add_adapter_version(path=str(folder), base_model_id="tiny-llama",
-                                    base_checksum=chat.runtime.ref.checksum)
-    store.set_active_adapter(aid)
+    aid = promote(chat, store, tmp_path, seed=1)
     events = list(chat.send("Hi"))
     assert events[0].kind == "notice" and aid in events[0].text
-    assert chat.runtime.adapter_path == folder
+    assert chat.runtime.adapter_path is not None and chat.runtime.adapter_path.name == aid
     assert store.get_message(events[-1].message_id).adapter_version == "v1"
     assert chat.runtime.model.model.layers[0].self_attn.q_proj.linear.weight is base_weight
     store.set_active_adapter(None)  # rollback to the base
@@ -88,9 +100,7 @@ def test_newly_activated_adapter_is_picked_up_without_reload(chat: Chat, store: 
 
 
 def test_adapter_for_another_base_is_refused(chat: Chat, store: Store, tmp_path: Path) -> None:
-    folder = write_lora_adapter(chat.runtime.ref.path, tmp_path / "other", seed=2)
-    aid = store.add_adapter_version(path=str(folder), base_checksum="not-this-base")
-    store.set_active_adapter(aid)
+    promote(chat, store, tmp_path, seed=2, checksum="not-this-base")
     events = list(chat.send("Hi"))
     assert "another base model" in events[0].text and chat.runtime.adapter_path is None
 

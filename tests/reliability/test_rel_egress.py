@@ -150,4 +150,4 @@ def test_whole_pipeline_makes_zero_connection_attempts(
                                                 batch_size=2))
     run_experiment(tiny, split, tmp_path / "eval", config, embedder=embedder)
     assert offline.attempts == [], offline.attempts
-    assert offline.is_enabled() and socket.socket.connect is not offline._original_connect
+    assert offline.is_enabled() and socket.socket.connect is not offline._original["connect"]
