@@ -179,7 +179,7 @@ def _purge_forgotten(store: Any) -> list[str]:
     if not _forgotten_ids(store):
         return []
     try:
-        return [n for n in registry.purge_forgotten(store) if not n.startswith("removed run")]
+        return registry.purge_forgotten(store, runs=False)
     except AttributeError:  # a store without forget tracking
         return []
 

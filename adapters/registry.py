@@ -393,12 +393,13 @@ def clear_runs(keep: Path | None = None) -> list[str]:
     return done
 
 
-def purge_forgotten(store: RegistryStore) -> list[str]:
-    """After something was forgotten: delete every training run (their data may quote it) and
-    the files of every version, other than the active one, trained on a forgotten answer. The
-    active one is no longer served (`servable` refuses it) and the next refresh replaces or
-    deactivates it; call this again after that refresh and its files go too."""
-    done = clear_runs()
+def purge_forgotten(store: RegistryStore, runs: bool = True) -> list[str]:
+    """After something was forgotten: delete every training run (with `runs`: their data may
+    quote it) and the files of every version, other than the active one, trained on a
+    forgotten answer. The active one is no longer served (`servable` refuses it) and the next
+    refresh replaces or deactivates it, then calls this again (runs=False: its own run folder
+    is kept for a resume) and its files go too."""
+    done = clear_runs() if runs else []
     forgotten = forgotten_ids(store)
     if not forgotten:
         return done

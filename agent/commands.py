@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.errors import HearthError
+from agent.forgetting import forget
 
 
 @dataclass
@@ -35,7 +36,7 @@ def _forget(chat: Any, arg: str) -> CommandResult:
     if not memories:
         raise HearthError(f"no memory matches {arg!r}; see `hearth memory list`")
     for m in memories:
-        chat.store.forget_memory(m.id)
+        forget(chat.store, "memory", m.id)
     return CommandResult(f"forgot {len(memories)} memor{'y' if len(memories) == 1 else 'ies'}")
 
 

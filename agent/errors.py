@@ -61,11 +61,18 @@ def redact_argv(argv: Sequence[str], words: Collection[str] = ()) -> str:
 
 
 def _scrub(text: str, argv: Sequence[str], words: Collection[str]) -> str:
-    """Cut every argument's text (other than command words and flags) out of `text`."""
-    for arg in sorted(set(argv[1:]), key=len, reverse=True):
-        for part in {arg, arg.partition("=")[2]}:
-            if len(part) >= 3 and part not in words and not _FLAG.fullmatch(part):
-                text = text.replace(part, "…")
+    """Cut every argument's text (other than command words and flags) out of `text`: whole
+    arguments first, then each of their words of 4+ characters (an exception message may
+    quote only part of what the user typed)."""
+    parts: set[str] = set()
+    for arg in argv[1:]:
+        if arg in words or _FLAG.fullmatch(arg):
+            continue
+        value = arg.partition("=")[2] if _FLAG.match(arg) else arg
+        parts |= {value, *(w for w in value.split() if len(w) >= 4)}
+    for part in sorted(parts, key=len, reverse=True):
+        if len(part) >= 3:
+            text = text.replace(part, "…")
     return text
 
 

@@ -104,10 +104,9 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
-    s = store()
-    fn = {"memory": s.forget_memory, "message": s.forget_message,
-          "conversation": s.forget_conversation, "document": s.forget_document}[args.what]
-    report = fn(args.id)
+    from agent.forgetting import forget
+
+    report = forget(store(), args.what, args.id).report
     note = "" if report.purged else " (erased; disk space is scrubbed when other Hearth processes close)"
     print(f"forgot {report.kind} {', '.join(report.ids)}{note}")
     if report.flagged_examples:

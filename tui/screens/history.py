@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input
 
+from agent.forgetting import forget
 from tui import formatting, services
 from tui.screens.confirm import ConfirmScreen
 from tui.widgets.nav_bar import NavBar
@@ -130,7 +131,7 @@ class HistoryScreen(Screen[None]):
     def forget(self, conversation_id: str) -> None:
         app = self.hearth
         try:
-            app.store.forget_conversation(conversation_id)
+            forget(app.store, "conversation", conversation_id)
         except Exception as exc:  # noqa: BLE001
             app.call_from_thread(app.report, exc)
             return

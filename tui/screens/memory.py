@@ -18,6 +18,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, ProgressBar
 
+from agent.forgetting import forget
 from tui import formatting, services
 from tui.screens.ask_text import AskTextScreen
 from tui.screens.confirm import ConfirmScreen
@@ -171,11 +172,11 @@ class MemoryScreen(Screen[None]):
         if which == "memories":
             question = f"Forget “{label}”?"
             detail = "The memory and the versions it replaced are deleted for good."
-            op, note = (lambda store: store.forget_memory(item)), "Forgot the memory."
+            op, note = (lambda store: forget(store, "memory", item)), "Forgot the memory."
         else:
             question = f"Forget the document {label}?"
             detail = "Its chunks are deleted from Hearth; the file itself is untouched."
-            op, note = (lambda store: store.forget_document(item)), "Forgot the document."
+            op, note = (lambda store: forget(store, "document", item)), "Forgot the document."
 
         def answered(yes: bool | None) -> None:
             if yes:
