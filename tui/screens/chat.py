@@ -82,6 +82,9 @@ class ChatScreen(Screen[None]):
         """A question asked before the model was ready, and its waiting answer bubble."""
         self.last_question = ""
         self._cancel: threading.Event | None = None
+        self._feedback_lock = threading.Lock()
+        self._feedback_seq = 0
+        """Bumped on the UI thread per feedback key: the last key pressed wins."""
 
     @property
     def hearth(self) -> HearthApp:
@@ -240,7 +243,8 @@ class ChatScreen(Screen[None]):
     def action_feedback(self, kind: str) -> None:
         bubble = self.last_answer()
         if bubble is not None:
-            self.send_feedback(bubble, kind)
+            self._feedback_seq += 1
+            self.send_feedback(bubble, kind, seq=self._feedback_seq)
 
     def action_edit(self) -> None:
         bubble = self.last_answer()
@@ -249,7 +253,8 @@ class ChatScreen(Screen[None]):
 
         def save(text: str | None) -> None:
             if text is not None:
-                self.send_feedback(bubble, "edited", text)
+                self._feedback_seq += 1
+                self.send_feedback(bubble, "edited", text, seq=self._feedback_seq)
 
         self.app.push_screen(
             EditTextScreen("Edit the answer", bubble.text,
@@ -259,17 +264,24 @@ class ChatScreen(Screen[None]):
         )
 
     @work(thread=True, group="store", exit_on_error=False)
-    def send_feedback(self, bubble: MessageBubble, kind: str, edited: str | None = None) -> None:
+    def send_feedback(self, bubble: MessageBubble, kind: str, edited: str | None = None,
+                      seq: int = 0) -> None:
+        """Store one verdict. Feedback writes are serialised, and one overtaken by a later
+        key press (a higher `seq`) is dropped, so the last key pressed is what is stored
+        whatever order the threads run in."""
         app, chat = self.hearth, self.hearth.chat
-        try:
-            if chat is not None:
-                chat.feedback(kind, edited_text=edited, message_id=bubble.message_id)
-            else:
-                app.store.add_feedback(str(bubble.message_id), kind, edited_text=edited)
-        except Exception as exc:  # noqa: BLE001
-            app.call_from_thread(app.report, exc)
-            return
-        app.from_thread(self._feedback_shown, bubble, kind, edited)
+        with self._feedback_lock:
+            if seq and seq != self._feedback_seq:
+                return  # a later verdict was given: it is stored instead (or already was)
+            try:
+                if chat is not None:
+                    chat.feedback(kind, edited_text=edited, message_id=bubble.message_id)
+                else:
+                    app.store.add_feedback(str(bubble.message_id), kind, edited_text=edited)
+            except Exception as exc:  # noqa: BLE001
+                app.call_from_thread(app.report, exc)
+                return
+            app.from_thread(self._feedback_shown, bubble, kind, edited)  # shown in order too
 
     async def _feedback_shown(self, bubble: MessageBubble, kind: str, edited: str | None) -> None:
         await bubble.set_feedback(kind, edited)
