@@ -40,6 +40,10 @@ def files_holding(home: Path, needle: str) -> list[Path]:
     return hits
 
 
+def folder(version: str) -> Path:
+    return registry.root() / version
+
+
 def failed_refresh(store: Store, tmp_path: Path) -> None:
     """A refresh that dies after writing its run folder (the base cannot be loaded), as a
     killed or crashed one leaves it."""
@@ -66,12 +70,12 @@ def test_a_failed_runs_copies_go_when_its_data_changes(tmp_path: Path) -> None:
     with Store.open(embedder=HashEmbedder()) as store:
         seed(store, [(f"q{i}", f"{MARKER} answer {i}") for i in range(4)])
         failed_refresh(store, tmp_path)
-        runs = list(registry.runs_root().iterdir())
+        runs = list((registry.root() / ".runs").iterdir())
         assert len(runs) == 1 and MARKER in (runs[0] / "train.jsonl").read_text()
         seed(store, [(f"other {i}", f"other answer {i}") for i in range(3)])
         failed_refresh(store, tmp_path)  # a new snapshot: the stale run is removed first
-        assert [r.name for r in registry.runs_root().iterdir()] != [runs[0].name]
-        assert len(list(registry.runs_root().iterdir())) == 1
+        assert [r.name for r in (registry.root() / ".runs").iterdir()] != [runs[0].name]
+        assert len(list((registry.root() / ".runs").iterdir())) == 1
 
 
 def test_marker_through_crash_run_and_adapter_leaves_no_byte(
@@ -79,7 +83,7 @@ def test_marker_through_crash_run_and_adapter_leaves_no_byte(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     # crash: a crashing command that carried the marker (the path main() takes on a crash)
     monkeypatch.setattr(sys, "argv", ["hearth", "ask", f"my code is {MARKER}"])
-    log_crash(RuntimeError(f"failed on {MARKER!r}"), "cli", words={"ask"})
+    log_crash(RuntimeError(f"failed on {MARKER!r}"), "cli")
     with Store.open(embedder=HashEmbedder()) as store:
         ids = seed(store, [(f"question {i}", f"{MARKER} answer {i}") for i in range(4)])
         conversations = [store.get_message(i).conversation_id for i in ids]
@@ -88,7 +92,7 @@ def test_marker_through_crash_run_and_adapter_leaves_no_byte(
         newer = trained_adapter(store, tiny_model_dir, tmp_path, [], 2)  # `learned` retires
         assert store.get_adapter_version(learned)["status"] == "retired"
     assert any(".runs" in str(p) for p in files_holding(hearth_home, MARKER))  # teeth
-    assert registry.folder_for(learned).is_dir()
+    assert folder(learned).is_dir()
 
     for conversation in conversations:
         assert main(["memory", "forget", conversation, "--what", "conversation"]) == 0
@@ -96,11 +100,10 @@ def test_marker_through_crash_run_and_adapter_leaves_no_byte(
 
     left = files_holding(hearth_home, MARKER)
     assert left == [], f"the marker survives forgetting in {left}"
-    assert not registry.folder_for(learned).exists(), "a retired adapter kept forgotten answers"
-    assert registry.folder_for(newer).is_dir()
-    with Store.open(embedder=HashEmbedder()) as store:
-        with pytest.raises(AdapterError):
-            registry.activate(store, learned, "tiny-checksum")
+    assert not folder(learned).exists(), "a retired adapter kept forgotten answers"
+    assert folder(newer).is_dir()
+    with Store.open(embedder=HashEmbedder()) as store, pytest.raises(AdapterError):
+        registry.activate(store, learned, "tiny-checksum")
     assert paths.data_dir().is_dir()
 
 
@@ -119,7 +122,7 @@ def test_an_active_adapter_that_learned_a_forgotten_answer_goes_at_the_next_refr
         result = refresh.refresh(store, base, RefreshPolicy(skip_on_battery=False,
                                                             skip_if_active_minutes=0))
         assert result.status == "deactivated" and store.active_adapter() is None
-        assert not registry.folder_for(learned).exists()
+        assert not folder(learned).exists()
 
 
 def test_a_killed_evals_temp_folder_is_cleaned_at_the_next_start() -> None:

@@ -43,6 +43,12 @@ def promote(chat: Chat, store: Store, tmp: Path, seed: int, message_ids: list[st
     return version
 
 
+def folder(version: str) -> Path:
+    """A version's folder, where the registry writes it (spelled out: the test runs on old
+    code too, to show the defect)."""
+    return registry.root() / version
+
+
 def served(chat: Chat) -> str | None:
     list(chat.send("hello"))
     return chat.adapter_version()
@@ -54,7 +60,7 @@ def test_weights_swapped_after_activation_are_not_served(chat: Chat, store: Stor
     assert served(chat) == v1
     v2 = promote(chat, store, tmp_path, 2)
     other = write_lora_adapter(chat.runtime.ref.path, tmp_path / "evil", seed=9)
-    (registry.folder_for(v2) / "adapters.safetensors").write_bytes(
+    (folder(v2) / "adapters.safetensors").write_bytes(
         (other / "adapters.safetensors").read_bytes())  # well-formed, but not what was judged
     events = list(chat.send("hi"))
     assert chat.adapter_version() == v1  # the previous verified one, for real
@@ -63,7 +69,7 @@ def test_weights_swapped_after_activation_are_not_served(chat: Chat, store: Stor
 
 def test_a_folder_without_manifest_is_not_served(chat: Chat, store: Store, tmp_path: Path) -> None:
     v1 = promote(chat, store, tmp_path, 1)
-    (registry.folder_for(v1) / registry.MANIFEST).unlink()
+    (folder(v1) / registry.MANIFEST).unlink()
     assert served(chat) is None and chat.runtime.adapter_path is None
 
 
@@ -72,7 +78,7 @@ def test_a_null_base_checksum_fails_instead_of_skipping(chat: Chat, store: Store
     v1 = promote(chat, store, tmp_path, 1, checksum=None)
     assert served(chat) is None
     with pytest.raises(AdapterError, match="trained for base model"):
-        registry.verify(registry.folder_for(v1), chat.runtime.ref.checksum)
+        registry.verify(folder(v1), chat.runtime.ref.checksum)
     store.add_adapter_version(id="v9", path="x", status="candidate", base_checksum=None)
     with pytest.raises(AdapterError, match="another base"):
         registry.activate(store, "v9", chat.runtime.ref.checksum)
@@ -83,13 +89,13 @@ def test_a_load_failure_falls_back_to_the_previous_verified(chat: Chat, store: S
     v1 = promote(chat, store, tmp_path, 1)
     assert served(chat) == v1
     v2 = promote(chat, store, tmp_path, 2)
-    folder = registry.folder_for(v2)
-    config = folder / "adapter_config.json"  # consistent hashes, unloadable content
+    target = folder(v2)
+    config = target / "adapter_config.json"  # consistent hashes, unloadable content
     config.write_text(json.dumps({"fine_tune_type": "lora", "num_layers": 1,  # weights: 2 layers
                                   "lora_parameters": {"rank": 4, "scale": 1.0, "dropout": 0.0}}))
-    manifest = json.loads((folder / registry.MANIFEST).read_text())
+    manifest = json.loads((target / registry.MANIFEST).read_text())
     manifest["files"]["adapter_config.json"] = registry.files.sha256_file(config)
-    (folder / registry.MANIFEST).write_text(json.dumps(manifest))
+    (target / registry.MANIFEST).write_text(json.dumps(manifest))
     list(chat.send("hi"))
     assert chat.adapter_version() == v1
 
@@ -102,8 +108,8 @@ def test_doctor_names_what_really_serves(chat: Chat, store: Store, tmp_path: Pat
     real = models.folder_checksum(chat.runtime.ref.path)  # what doctor computes for --model
     v1 = promote(chat, store, tmp_path, 1, base_checksum=real)
     v2 = promote(chat, store, tmp_path, 2, base_checksum=real)
-    (registry.folder_for(v2) / registry.MANIFEST).unlink()
-    (registry.folder_for(v1) / "adapters.safetensors").write_bytes(b"garbage")
+    (folder(v2) / registry.MANIFEST).unlink()
+    (folder(v1) / "adapters.safetensors").write_bytes(b"garbage")
     main(["--model", str(chat.runtime.ref.path), "doctor"])
     line = next(x for x in capsys.readouterr().out.splitlines() if " adapter:" in x)
     assert line.startswith("FAIL") and "no readable manifest" in line
@@ -119,13 +125,13 @@ def test_adapters_trained_on_forgotten_answers_are_refused_and_deleted(
     store.add_feedback(secret, "accepted")
     v1 = promote(chat, store, tmp_path, 1, message_ids=[secret])
     v2 = promote(chat, store, tmp_path, 2)  # v1 is retired now, still on disk
-    assert registry.folder_for(v1).is_dir()
+    assert folder(v1).is_dir()
     store.forget_message(secret)
     with pytest.raises(AdapterError, match="forgotten"):
         registry.activate(store, v1, chat.runtime.ref.checksum)
     done = registry.purge_forgotten(store)
     assert f"deleted {v1} (trained on forgotten answers)" in done
-    assert not registry.folder_for(v1).exists() and registry.folder_for(v2).is_dir()
+    assert not folder(v1).exists() and folder(v2).is_dir()
     assert registry.rollback(store, chat.runtime.ref.checksum) is None  # v1 is not brought back
 
 
