@@ -9,15 +9,18 @@ from typing import Any
 
 from rich.text import Text
 
+from agent.textsafe import terminal_safe
+
 
 def cells(*values: str) -> list[Text]:
     """Table cells shown literally: DataTable reads plain strings as markup, and stored text
-    (a memory like "use [x] for done") must not be taken for styles.
+    (a memory like "use [x] for done") must not be taken for styles, nor its escape
+    sequences reach the terminal (`agent.textsafe`).
 
-    >>> [str(c) for c in cells("[b]x[/b]", "2")]
+    >>> [str(c) for c in cells("[b]x[/b]", "2\x1b]52;c;AA\x07")]
     ['[b]x[/b]', '2']
     """
-    return [Text(value) for value in values]
+    return [Text(terminal_safe(value, newlines=False)) for value in values]
 
 
 def short_date(iso: str | None) -> str:
@@ -37,7 +40,7 @@ def clip(text: str, width: int) -> str:
     >>> clip("a  long\\nline here", 9)
     'a long l…'
     """
-    flat = " ".join(text.split())
+    flat = " ".join(terminal_safe(text, newlines=False).split())
     return flat if len(flat) <= width else flat[: max(0, width - 1)] + "…"
 
 

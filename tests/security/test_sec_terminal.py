@@ -60,3 +60,15 @@ def test_memory_list_and_search_print_no_escapes(tmp_path: Path,
     assert main(["memory", "search", "Porto"]) == 0
     found = capfd.readouterr()
     assert "Porto" in found.out and no_controls(found.out + found.err), repr(found.out)
+
+
+def test_the_app_shows_stored_text_defused() -> None:
+    from tui import formatting
+    from tui.widgets.message_bubble import MessageBubble
+
+    evil = f"note {OSC52}{CLEAR}{C1}end"
+    assert all(no_controls(str(c)) for c in formatting.cells(evil, TITLE))
+    assert no_controls(formatting.clip(evil, 80)) and formatting.clip(evil, 80) == "note end"
+    bubble = MessageBubble("user", evil)
+    body = next(w for w in bubble.compose() if "body" in w.classes)
+    assert no_controls(str(body.render()))

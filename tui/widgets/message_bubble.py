@@ -13,6 +13,7 @@ from textual.containers import Vertical
 from textual.widgets import Label, Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
+from agent.textsafe import terminal_safe
 from tui.formatting import tokens_per_s
 from tui.widgets.sources import Sources
 
@@ -49,9 +50,9 @@ class MessageBubble(Vertical):
     def compose(self) -> ComposeResult:
         yield Label("You" if self.role == "user" else "Hearth", classes="who")
         if self.role == "user":
-            yield Static(self.text, markup=False, classes="body")
+            yield Static(terminal_safe(self.text), markup=False, classes="body")
             return
-        yield Markdown(self.text, classes="body", open_links=False)  # offline: never a browser
+        yield Markdown(terminal_safe(self.text), classes="body", open_links=False)  # offline: never a browser
         if self.sources:
             yield Sources(self.sources)
         yield Static(self.meta_line(), markup=False, classes="meta")
@@ -90,7 +91,7 @@ class MessageBubble(Vertical):
             self.note = "answering…"
             self._refresh_meta()
         self.text += fragment
-        await self._stream.write(fragment)
+        await self._stream.write(terminal_safe(fragment))  # no escapes reach the terminal
 
     async def finish(
         self,
