@@ -8,9 +8,9 @@ adapter or base, and `gate` decides; `registry` versions and promotes atomically
 nightly systemd / launchd files. Settings live in `config`; errors are `AdapterError`.
 
 Importing this package has no side effects and does not import MLX; modules that need it
-import it lazily, after `agent.blas.ensure()`.
+import it lazily, after `agent.foundation.blas.ensure()`.
 """
 
-from adapters.errors import AdapterError
+from adapters.training.errors import AdapterError
 
 __all__ = ["AdapterError"]

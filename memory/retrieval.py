@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 from sqlite_utils import Database
 
+from agent.foundation.ids import day
 from memory import fts
 from memory.embed import EmbedderLike
 from memory.errors import StoreError
 from memory.history import accepted_examples
-from memory.ids import day
 from memory.records import Accepted
 from memory.vectors import VectorIndex, embed_pending, pending_count
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.errors import HearthError
+from agent.foundation.errors import HearthError
 
 if TYPE_CHECKING:
-    from agent.runtime import Runtime, SamplingOptions
-    from agent.turn import Chat
+    from agent.core.turn import Chat
+    from agent.llm.runtime import Runtime, SamplingOptions
     from memory.store import Store
 
 SAMPLING_KEY = "sampling"
@@ -40,8 +40,8 @@ def open_store() -> Store:
 
 def load_runtime(model: str | None, allow_download: bool, progress: Progress | None) -> Runtime:
     """Resolve (converting the bundled model on first use) and load. Model thread only."""
-    from agent import models
-    from agent.runtime import Runtime
+    from agent.llm import models
+    from agent.llm.runtime import Runtime
 
     ref = models.resolve(cached_model(model), allow_download=allow_download, progress=progress)
     return Runtime.load(ref)
@@ -52,7 +52,7 @@ def cached_model(spec: str | None) -> str | None:
     the bundled model's folders to None, other converted folders to their path."""
     if not spec:
         return None
-    from agent import convert, models
+    from agent.llm import convert, models
 
     try:
         known = {str(m["name"]): str(m["path"]) for m in models.list_models()}
@@ -64,7 +64,7 @@ def cached_model(spec: str | None) -> str | None:
 
 
 def new_chat(runtime: Runtime, store: Store, options: SamplingOptions) -> Chat:
-    from agent.turn import Chat
+    from agent.core.turn import Chat
 
     return Chat(runtime, store, options=options)
 
@@ -76,14 +76,14 @@ def warm_up_embedder(store: Store) -> None:
 
 def backend_label() -> str:
     """'Metal', 'CUDA' or 'CPU'."""
-    from agent import models
+    from agent.llm import models
 
     return {"metal": "Metal", "cuda": "CUDA"}.get(models.backend(), "CPU")
 
 
 def offline() -> bool:
     """True when this process refuses network connections (no --allow-download)."""
-    from agent import offline as guard
+    from agent.foundation import offline as guard
 
     return guard.is_enabled()
 
@@ -154,8 +154,8 @@ class _StoreOnly:
 
 
 def run_command(chat: Chat | None, store: Store, line: str) -> tuple[str, bool]:
-    """Run a slash command (agent.commands); returns (message, quit)."""
-    from agent.commands import run_command as run
+    """Run a slash command (agent.core.commands); returns (message, quit)."""
+    from agent.core.commands import run_command as run
 
     result = run(chat if chat is not None else _StoreOnly(store), line)
     return result.message, result.quit
@@ -165,7 +165,7 @@ def run_command(chat: Chat | None, store: Store, line: str) -> tuple[str, bool]:
 
 
 def sampling(store: Store) -> SamplingOptions:
-    from agent.runtime import SamplingOptions
+    from agent.llm.runtime import SamplingOptions
 
     return SamplingOptions.from_dict(store.get_setting(SAMPLING_KEY) or {})
 
@@ -187,7 +187,7 @@ def save_model_choice(store: Store, spec: str | None) -> None:
 
 def local_models() -> list[str]:
     """Names of the converted models in the cache."""
-    from agent import models
+    from agent.llm import models
 
     try:
         return [str(m["name"]) for m in models.list_models()]
@@ -232,7 +232,8 @@ class ColdStart:
 
 
 def cold_start(store: Store) -> ColdStart:
-    from adapters import refresh, registry
+    from adapters.jobs import refresh
+    from adapters.training import registry
 
     policy = refresh.settings(store)[2]
     accepted = {a.message_id for a in store.accepted_examples()}
@@ -254,14 +255,14 @@ def adapter_versions(store: Store) -> list[dict[str, Any]]:
 
 def activate_adapter(store: Store, version: str, base_checksum: str | None) -> None:
     """Make `version` the active adapter (verified, and bound to the loaded base if any)."""
-    from adapters import registry
+    from adapters.training import registry
 
     registry.activate(store, version, base_checksum)
 
 
 def rollback_adapter(store: Store, base_checksum: str | None) -> str | None:
     """Go back to the previously active adapter (or the base model); returns the new one."""
-    from adapters import registry
+    from adapters.training import registry
 
     return registry.rollback(store, base_checksum)
 

@@ -20,12 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from adapters import evaluate
-from adapters.batching import check_split, split_head
+from adapters.training import evaluate
+from adapters.training.batching import check_split, split_head
 
 Message = dict[str, str]
 PAD = 0
-"""The padding id `adapters.batching.eval_batches` (like mlx-lm) puts after each sequence."""
+"""The padding id `adapters.training.batching.eval_batches` (like mlx-lm) puts after each sequence."""
 
 
 @dataclass

@@ -90,7 +90,7 @@ def _stock(meta: dict[str, Any]) -> str:
 
 def load(path: Path) -> Results:
     """Results from a results.json written by `write` (to redraw or re-tabulate them)."""
-    from adapters.errors import AdapterError
+    from adapters.training.errors import AdapterError
 
     raw = json.loads(path.read_text())
     if raw.get("format") != FORMAT_VERSION:

@@ -1,8 +1,8 @@
 """`hearth adapters list|show|activate|rollback|delete`, `hearth refresh`, `hearth schedule ...`.
 
-Thin shells over `adapters.registry`, `adapters.refresh` and `adapters.schedule`; output is
+Thin shells over `adapters.training.registry`, `adapters.jobs.refresh` and `adapters.jobs.schedule`; output is
 plain text, one item per line. `hearth refresh` trains in this process at low priority with a
-progress bar (`--background` hands it to `python -m adapters.worker` and returns at once).
+progress bar (`--background` hands it to `python -m adapters.jobs.worker` and returns at once).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def _store() -> Any:
 
 
 def _base_checksum(args: argparse.Namespace) -> str:
-    from agent import models
+    from agent.llm import models
 
     return models.resolve(getattr(args, "model", None),
                           allow_download=getattr(args, "allow_download", False)).checksum
@@ -85,8 +85,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from adapters import registry
-    from adapters.errors import AdapterError
+    from adapters.training import registry
+    from adapters.training.errors import AdapterError
 
     with _store() as store:
         row = registry.get(store, args.version)
@@ -102,7 +102,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_activate(args: argparse.Namespace) -> int:
-    from adapters import registry
+    from adapters.training import registry
 
     with _store() as store:
         folder = registry.activate(store, args.version, _base_checksum(args))
@@ -111,7 +111,7 @@ def cmd_activate(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from adapters import registry
+    from adapters.training import registry
 
     with _store() as store:
         now = registry.rollback(store, _base_checksum(args))
@@ -120,7 +120,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    from adapters import registry
+    from adapters.training import registry
 
     with _store() as store:
         registry.delete(store, args.version, force=args.force)
@@ -152,8 +152,8 @@ def _bar() -> Any:
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
-    from adapters import refresh, worker
-    from adapters.priority import set_low_priority
+    from adapters.jobs import refresh, worker
+    from adapters.jobs.priority import set_low_priority
 
     if args.background:
         extra = ["--force"] if args.force else []
@@ -178,18 +178,18 @@ def _print_report(report: Any) -> int:
 
 
 def cmd_schedule_install(args: argparse.Namespace) -> int:
-    from adapters import schedule
+    from adapters.jobs import schedule
 
     return _print_report(schedule.install(args.at))
 
 
 def cmd_schedule_remove(args: argparse.Namespace) -> int:
-    from adapters import schedule
+    from adapters.jobs import schedule
 
     return _print_report(schedule.remove())
 
 
 def cmd_schedule_status(args: argparse.Namespace) -> int:
-    from adapters import schedule
+    from adapters.jobs import schedule
 
     return _print_report(schedule.status())

@@ -39,7 +39,7 @@ def register(sub: Any) -> None:
 
 
 def sampling(args: argparse.Namespace) -> Any:
-    from agent.runtime import SamplingOptions
+    from agent.llm.runtime import SamplingOptions
 
     given = {
         "temperature": args.temperature, "top_p": args.top_p,
@@ -50,8 +50,8 @@ def sampling(args: argparse.Namespace) -> Any:
 
 def open_chat(args: argparse.Namespace, quiet: bool = False) -> Any:
     """Resolve/convert the model (with a progress bar), load it, open the store."""
-    from agent.runtime import Runtime
-    from agent.turn import Chat
+    from agent.core.turn import Chat
+    from agent.llm.runtime import Runtime
     from memory.store import Store
 
     progress = None if quiet else progress_bar("converting the bundled model (first run)")
@@ -148,7 +148,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 def handle_slash(chat: Any, line: str) -> bool:
     """Run a REPL slash command; returns True to quit."""
-    from agent.commands import run_command
+    from agent.core.commands import run_command
 
     result = run_command(chat, line)
     if result.quit:

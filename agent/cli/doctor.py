@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent import paths
+from agent.foundation import paths
 
 
 @dataclass
@@ -37,7 +37,8 @@ def check_platform() -> Check:
 
 
 def check_mlx() -> Check:
-    from agent import blas, models
+    from agent.foundation import blas
+    from agent.llm import models
 
     blas.ensure()
     try:
@@ -50,7 +51,7 @@ def check_mlx() -> Check:
 
 
 def check_blas() -> Check:
-    from agent import blas
+    from agent.foundation import blas
 
     rep = blas.report(measure=True)
     speed = f", {rep.gflops:.0f} GFLOP/s" if rep.gflops else ""
@@ -58,7 +59,7 @@ def check_blas() -> Check:
 
 
 def check_model(verify: bool) -> list[Check]:
-    from agent import convert, models
+    from agent.llm import convert, models
 
     out = []
     try:
@@ -124,7 +125,7 @@ def check_database() -> Check:
 
 
 def check_offline() -> Check:
-    from agent import offline
+    from agent.foundation import offline
 
     on = offline.is_enabled()
     return Check("offline", on, "network blocked for Hearth (no --allow-download)" if on
@@ -151,7 +152,7 @@ def check_adapter() -> Check:
         return Check("adapter", False, f"{row['id']} at {path}: files missing",
                      "run `hearth adapters rollback` (the adapter files are missing)")
     try:
-        from adapters import registry
+        from adapters.training import registry
 
         registry.verify(path)  # file hashes against the manifest written at promotion
     except Exception as exc:  # noqa: BLE001

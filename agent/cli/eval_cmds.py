@@ -90,8 +90,8 @@ def choose_data(args: argparse.Namespace) -> tuple[Any, str | None]:
 
 
 def _accepted() -> tuple[list[Any], str]:
-    from adapters.errors import AdapterError
     from adapters.eval import data
+    from adapters.training.errors import AdapterError
     from memory.store import Store
 
     with Store.open() as store:
@@ -120,8 +120,8 @@ def _stage_bars() -> Any:
 def cmd_eval(args: argparse.Namespace) -> int:
     from adapters.eval import report
     from adapters.eval.experiment import run_experiment
-    from agent import models
-    from agent.runtime import Runtime
+    from agent.llm import models
+    from agent.llm.runtime import Runtime
 
     split, system_prompt = choose_data(args)
     config = experiment_config(args)

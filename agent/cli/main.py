@@ -10,8 +10,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from agent import blas, offline, paths
-from agent.errors import is_user_error, log_crash
+from agent.foundation import blas, offline, paths
+from agent.foundation.errors import is_user_error, log_crash
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -22,7 +22,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from agent import models
+    from agent.llm import models
 
     rows = models.list_models()
     if not rows:
@@ -34,7 +34,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from agent import models
+    from agent.llm import models
 
     quantized = args.quantized if args.quantized is not None else models.backend() != "cpu"
     if args.force:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from agent import prompt
-from agent.errors import HearthError
-from agent.runtime import Runtime, SamplingOptions
-from agent.turn import Chat, clean_input
+from agent.core.turn import Chat, clean_input
+from agent.foundation.errors import HearthError
+from agent.llm import prompt
+from agent.llm.runtime import Runtime, SamplingOptions
 from memory.embed import HashEmbedder
 from memory.store import Store
 from tests.conftest import write_lora_adapter
@@ -120,7 +120,7 @@ def test_empty_message_is_refused(chat: Chat) -> None:
 
 
 def test_stated_facts_are_suggested_and_kept_on_yes(chat: Chat, store: Store) -> None:
-    from agent.commands import run_command
+    from agent.core.commands import run_command
 
     events = list(chat.send("By the way, my name is Sam and I live in Leeds."))
     notices = [e.text for e in events if e.kind == "notice"]

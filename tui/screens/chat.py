@@ -5,7 +5,7 @@ usable. Esc stops the answer (the partial text is kept and recorded) and keeps w
 in the input box, putting the question back when the box is empty. ctrl+y / ctrl+n accept or
 reject the last answer, ctrl+o edits it (the saved text becomes the answer Hearth learns),
 ctrl+r asks again, ctrl+l starts a new conversation. Lines starting with `/` are the
-slash commands shared with `hearth chat` (`agent.commands`).
+slash commands shared with `hearth chat` (`agent.core.commands`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from tui.widgets.nav_bar import NavBar
 from tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
-    from agent.turn import TurnEvent
+    from agent.core.turn import TurnEvent
     from tui.app import HearthApp
 
 WELCOME = (

@@ -21,7 +21,7 @@ from tui.widgets.nav_bar import NavBar
 from tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
-    from agent.runtime import SamplingOptions
+    from agent.llm.runtime import SamplingOptions
     from tui.app import HearthApp
 
 FIELDS: tuple[tuple[str, str, Literal["number", "integer"], str], ...] = (

@@ -28,11 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adapters import conditions, files, registry
-from adapters.config import GateConfig, RefreshPolicy, TrainConfig
-from adapters.dataset import Snapshot, make_snapshot
-from adapters.errors import AdapterError
-from adapters.gate import Verdict
+from adapters.jobs import conditions
+from adapters.training import files, registry
+from adapters.training.config import GateConfig, RefreshPolicy, TrainConfig
+from adapters.training.dataset import Snapshot, make_snapshot
+from adapters.training.errors import AdapterError
+from adapters.training.gate import Verdict
 
 Progress = Callable[[dict[str, Any]], None]
 LOG_NAME = "refresh.jsonl"
@@ -56,7 +57,7 @@ class RefreshResult:
 
 
 def log_path() -> Path:
-    from agent import paths
+    from agent.foundation import paths
 
     return paths.logs_dir() / LOG_NAME
 
@@ -87,7 +88,7 @@ def resolve_base(model: Any) -> registry.Base:
     ref = getattr(model, "ref", model)
     if hasattr(ref, "checksum") and hasattr(ref, "path"):
         return registry.Base(str(ref.id), Path(ref.path), str(ref.checksum))
-    from agent import models
+    from agent.llm import models
 
     resolved = models.resolve(str(model)) if model is not None else models.resolve(None)
     return registry.Base(resolved.id, Path(resolved.path), resolved.checksum)
@@ -215,7 +216,7 @@ def train_and_judge(store: Any, base: registry.Base, snapshot: Snapshot, config:
     The reference is the served adapter, or the base when `trust_active` is False (the active
     adapter learned forgotten answers and must not set the bar).
     """
-    from adapters.train import train_adapter
+    from adapters.training.train import train_adapter
 
     run_dir = registry.root() / ".runs" / f"{snapshot.snapshot_id}-{_config_hash(config)}"
     snapshot.write(run_dir)
@@ -261,7 +262,7 @@ def judge(store: Any, base: registry.Base, model: Any, tokenizer: Any, snapshot:
           gate_config: GateConfig, log: _Log, trust_active: bool = True
           ) -> tuple[Verdict, dict[str, Any]]:
     """Measure the trained candidate (loaded in `model`) and its reference; ask the gate."""
-    from adapters import evaluate, gate
+    from adapters.training import evaluate, gate
 
     valid = [e.messages for e in snapshot.valid]
     log({"event": "evaluate", "what": "candidate"})
@@ -291,18 +292,18 @@ def judge(store: Any, base: registry.Base, model: Any, tokenizer: Any, snapshot:
 
 
 def settings(store: Any) -> tuple[TrainConfig, GateConfig, RefreshPolicy]:
-    """The user's settings stored under adapters.train / adapters.gate / adapters.refresh."""
+    """The user's settings stored under adapters.training.train / adapters.training.gate / adapters.jobs.refresh."""
     def get(key: str) -> dict[str, Any]:
         value = store.get_setting(key)
         return value if isinstance(value, dict) else {}
 
-    return (TrainConfig.from_dict(get("adapters.train")), GateConfig.from_dict(get("adapters.gate")),
-            RefreshPolicy.from_dict(get("adapters.refresh")))
+    return (TrainConfig.from_dict(get("adapters.training.train")), GateConfig.from_dict(get("adapters.training.gate")),
+            RefreshPolicy.from_dict(get("adapters.jobs.refresh")))
 
 
 def _recorded_probe(store: Any, version: str) -> float | None:
     """The probe NLL measured when `version` was judged, if the probe has not changed since."""
-    from adapters.evaluate import probe_digest
+    from adapters.training.evaluate import probe_digest
 
     try:
         metrics = store.get_adapter_version(version).get("metrics") or {}
@@ -314,7 +315,7 @@ def _recorded_probe(store: Any, version: str) -> float | None:
 
 
 def _cached_base_probe(store: Any, base: registry.Base) -> float | None:
-    from adapters.evaluate import probe_digest
+    from adapters.training.evaluate import probe_digest
 
     cached = store.get_setting(BASE_PROBE_KEY)
     if (isinstance(cached, dict) and cached.get("checksum") == base.checksum

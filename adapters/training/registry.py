@@ -28,8 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from adapters import files
-from adapters.errors import AdapterError
+from adapters.training import files
+from adapters.training.errors import AdapterError
 
 MANIFEST = "hearth-adapter.json"
 FORMAT_VERSION = 1
@@ -54,7 +54,7 @@ class RegistryStore(Protocol):
 
 @dataclass(frozen=True)
 class Base:
-    """The base model an adapter is bound to (agent.models.ModelRef fits)."""
+    """The base model an adapter is bound to (agent.llm.models.ModelRef fits)."""
 
     id: str
     path: Path
@@ -66,7 +66,7 @@ def now_iso() -> str:
 
 
 def root() -> Path:
-    from agent import paths
+    from agent.foundation import paths
 
     return paths.adapters_dir()
 

@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
-from agent.errors import NetworkRefused
+from agent.foundation.errors import NetworkRefused
 
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",

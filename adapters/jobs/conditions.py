@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from adapters.errors import AdapterError
+from adapters.training.errors import AdapterError
 
 POWER_SUPPLY = Path("/sys/class/power_supply")
 
@@ -32,7 +32,7 @@ class RefreshBusy(AdapterError):
 def refresh_lock(path: Path | None = None) -> Iterator[Path]:
     """Hold the refresh lock for the block; RefreshBusy at once if another process holds it."""
     if path is None:
-        from agent import paths
+        from agent.foundation import paths
 
         path = paths.adapters_dir() / ".refresh.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)

@@ -36,7 +36,7 @@ def is_user_error(exc: BaseException) -> bool:
 
 def log_crash(exc: BaseException, origin: str = "cli") -> str:
     """Append the traceback to logs/crash.log; returns its path (or a note if unwritable)."""
-    from agent import paths
+    from agent.foundation import paths
 
     try:
         log = paths.logs_dir() / "crash.log"

@@ -1,7 +1,7 @@
 """Train a LoRA candidate with mlx-lm's tuner: resumable, best-by-validation, early stopping.
 
 `train_adapter(model, tokenizer, run_dir, config)` reads `train.jsonl` / `valid.jsonl` from the
-run folder (see `adapters.dataset.Snapshot.write`), converts the top `num_layers` blocks with
+run folder (see `adapters.training.dataset.Snapshot.write`), converts the top `num_layers` blocks with
 `linear_to_lora_layers`, and calls `mlx_lm.tuner.trainer.train` with:
 - mlx-lm's ChatDataset with `mask_prompt=True` (loss on the answer tokens only);
 - a TrainingCallback that reports progress to a hook and to `train.log` (JSON lines), writes a
@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adapters import files
-from adapters.batching import StopFlag, batch_iterator, make_answer_loss
-from adapters.config import TrainConfig
-from adapters.errors import AdapterError
+from adapters.training import files
+from adapters.training.batching import StopFlag, batch_iterator, make_answer_loss
+from adapters.training.config import TrainConfig
+from adapters.training.errors import AdapterError
 
 Progress = Callable[[dict[str, Any]], None]
 CHECKPOINT = "checkpoint"

@@ -14,7 +14,7 @@ from typing import Any
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
 
-from agent.errors import ModelError
+from agent.foundation.errors import ModelError
 
 CONTROL_TOKEN = 3
 

@@ -1,6 +1,6 @@
 """The shared evaluator: answer-token NLL, greedy answers, token F1, ROUGE-L, the general probe.
 
-Used by the promotion gate (`adapters.gate`) and by `hearth eval`, so both measure the same
+Used by the promotion gate (`adapters.training.gate`) and by `hearth eval`, so both measure the same
 thing the same way:
 - `answer_nll`: mean negative log-likelihood (nats) per answer token of reference answers,
   the prompt masked exactly as in training (mlx-lm's ChatDataset, mask_prompt=True). Averaged
@@ -27,7 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from adapters.errors import AdapterError
+from adapters.training.errors import AdapterError
 
 Messages = list[dict[str, str]]
 PROBE_FILE = "probe.jsonl"
@@ -133,7 +133,7 @@ def answer_nll(
     import mlx.core as mx
     from mlx_lm.tuner.datasets import CacheDataset, ChatDataset
 
-    from adapters.batching import eval_batches, make_answer_loss
+    from adapters.training.batching import eval_batches, make_answer_loss
 
     rows: list[Any] = [{"messages": list(m)} for m in examples]
     if not rows:

@@ -8,7 +8,7 @@ tokenizer files into a temporary folder -> validate (tokenizer round trip, finit
 sane perplexity) -> write the manifest last -> rename into place.
 
 A folder without a valid manifest is never trusted; leftovers of a killed conversion
-(`.tmp-*`) are removed on the next run. Loading models is `agent.runtime`'s job, not this one's.
+(`.tmp-*`) are removed on the next run. Loading models is `agent.llm.runtime`'s job, not this one's.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent import blas, paths
-from agent.errors import ModelError
+from agent.foundation import blas, paths
+from agent.foundation.errors import ModelError
 
 FORMAT_VERSION = 2  # 2: manifest records file sizes
 MANIFEST = "hearth-model.json"
@@ -281,7 +281,7 @@ def convert_gguf(
 
 
 def _save_tokenizer(meta: dict[str, Any], folder: Path) -> Any:
-    from agent.gguf_tokenizer import save_tokenizer
+    from agent.llm.gguf_tokenizer import save_tokenizer
 
     return save_tokenizer(meta, folder)
 

@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from agent import paths
-from agent.convert import sha256_file  # noqa: F401 - re-exported for adapters
+from agent.foundation import paths
+from agent.llm.convert import sha256_file  # noqa: F401 - re-exported for adapters
 
 
 def fsync_dir(path: Path) -> None:
