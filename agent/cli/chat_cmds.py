@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from agent.cli.main import add_model_options, progress_bar
+from agent.cli.options import add_model_options, progress_bar
 
 
 def add_sampling_options(parser: argparse.ArgumentParser) -> None:

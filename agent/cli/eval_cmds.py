@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from agent.cli.main import add_model_options, progress_bar
+from agent.cli.options import add_model_options, progress_bar
 
 MIN_ACCEPTED = 8
 STAGES = {

@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
 
+from agent.cli.chat_cmds import open_app
+from agent.cli.options import add_model_options
 from agent.foundation import blas, offline, paths
 from agent.foundation.errors import is_user_error, log_crash
 
@@ -23,13 +24,6 @@ COMMAND_MODULES = (
     "agent.cli.adapters_cmds",
     "agent.cli.eval_cmds",
 )
-
-
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", metavar="PATH|REPO",
-                        help="an mlx-lm model folder (default: the bundled SmolLM2-135M-Instruct)")
-    parser.add_argument("--allow-download", action="store_true",
-                        help="allow fetching --model from the Hugging Face hub (off by default)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,8 +52,6 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
-        from agent.cli.chat_cmds import open_app
-
         return open_app(args)
     return handler(args)
 
@@ -111,22 +103,3 @@ def entry() -> None:  # pragma: no cover
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
 
-
-def progress_bar(desc: str) -> Any:
-    """A tqdm-backed `(done, total)` callback for long work, drawn on stderr."""
-    from tqdm import tqdm
-
-    bars: list[Any] = []
-
-    def update(done: int, total: int) -> None:
-        if not bars:  # created on first use: no empty bar when there is nothing to do
-            bars.append(tqdm(desc=desc, total=total, file=sys.stderr, leave=False, dynamic_ncols=True,
-                             disable=not sys.stderr.isatty()))
-        bar = bars[0]
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-        if done >= total:
-            bar.close()
-
-    return update

@@ -6,7 +6,7 @@ import argparse
 import shutil
 from typing import Any
 
-from agent.cli.main import progress_bar
+from agent.cli.options import progress_bar
 
 
 def register(sub: Any) -> None:

@@ -24,7 +24,7 @@ from tui.widgets.nav_bar import NavBar
 from tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
-    from tui.app import HearthApp
+    from tui.host import Host
 
 
 
@@ -45,8 +45,8 @@ class AdaptersScreen(Screen[None]):
         self.rows: dict[str, dict[str, Any]] = {}
 
     @property
-    def hearth(self) -> HearthApp:
-        return cast("HearthApp", self.app)
+    def hearth(self) -> Host:
+        return cast("Host", self.app)
 
     def compose(self) -> ComposeResult:
         yield NavBar("adapters")

@@ -31,7 +31,7 @@ from tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
     from agent.core.turn import TurnEvent
-    from tui.app import HearthApp
+    from tui.host import Host
 
 WELCOME = (
     "Ask anything; Enter sends. Everything stays on this machine.\n\n"
@@ -84,8 +84,8 @@ class ChatScreen(Screen[None]):
         self._cancel: threading.Event | None = None
 
     @property
-    def hearth(self) -> HearthApp:
-        return cast("HearthApp", self.app)
+    def hearth(self) -> Host:
+        return cast("Host", self.app)
 
     def compose(self) -> ComposeResult:
         yield NavBar("chat")

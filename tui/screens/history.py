@@ -20,7 +20,7 @@ from tui.widgets.nav_bar import NavBar
 from tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
-    from tui.app import HearthApp
+    from tui.host import Host
 
 
 class HistoryScreen(Screen[None]):
@@ -35,8 +35,8 @@ class HistoryScreen(Screen[None]):
     ]
 
     @property
-    def hearth(self) -> HearthApp:
-        return cast("HearthApp", self.app)
+    def hearth(self) -> Host:
+        return cast("Host", self.app)
 
     def compose(self) -> ComposeResult:
         yield NavBar("history")

@@ -26,7 +26,7 @@ from tui.widgets.nav_bar import NavBar
 from tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
-    from tui.app import HearthApp
+    from tui.host import Host
 
 
 class MemoryScreen(Screen[None]):
@@ -43,8 +43,8 @@ class MemoryScreen(Screen[None]):
     ]
 
     @property
-    def hearth(self) -> HearthApp:
-        return cast("HearthApp", self.app)
+    def hearth(self) -> Host:
+        return cast("Host", self.app)
 
     def compose(self) -> ComposeResult:
         yield NavBar("memory")

@@ -22,7 +22,7 @@ from tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
     from agent.llm.runtime import SamplingOptions
-    from tui.app import HearthApp
+    from tui.host import Host
 
 FIELDS: tuple[tuple[str, str, Literal["number", "integer"], str], ...] = (
     ("temperature", "Temperature", "number", "0 = always the most likely word"),
@@ -54,8 +54,8 @@ class SettingsScreen(Screen[None]):
         self.loaded: Loaded | None = None
 
     @property
-    def hearth(self) -> HearthApp:
-        return cast("HearthApp", self.app)
+    def hearth(self) -> Host:
+        return cast("Host", self.app)
 
     def compose(self) -> ComposeResult:
         yield NavBar("settings")
