@@ -47,7 +47,7 @@ def check_mlx() -> Check:
         backend = models.backend()
     except Exception as exc:  # noqa: BLE001
         return Check("mlx", False, f"cannot import MLX: {exc}", "run `bash scripts/setup.sh`")
-    return Check("mlx", True, f"MLX {mx.__version__}, device {mx.default_device()}, backend {backend}")
+    return Check("mlx", True, f"MLX {getattr(mx, '__version__', '?')}, device {mx.default_device()}, backend {backend}")
 
 
 def check_blas() -> Check:

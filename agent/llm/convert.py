@@ -22,7 +22,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from agent.foundation import blas, paths
 from agent.foundation.errors import ModelError
@@ -143,6 +143,7 @@ def convert_tensors(
         scales, biases = weights.get(f"{base}.scales"), weights.get(f"{base}.biases")
         target = hf_name(f"{base}.weight").rsplit(".", 1)[0]
         if scales is not None:
+            assert biases is not None  # GGUF quantized tensors carry both
             # a row of G groups of 32 values packs into G * bits uint32 words
             bits = w.shape[-1] // scales.shape[-1]
             if quantized:
@@ -202,14 +203,14 @@ def probe_nll(model: Any, tokenizer: Any, text: str = PROBE_TEXT) -> float:
     logits = model(ids[:, :-1]).astype(mx.float32)
     if not bool(mx.all(mx.isfinite(logits)).item()):
         raise ModelError("converted model produces non-finite logits")
-    return float(nn.losses.cross_entropy(logits, ids[:, 1:]).mean().item())
+    return float(cast(float, nn.losses.cross_entropy(logits, ids[:, 1:]).mean().item()))
 
 
 def validate_model(folder: Path) -> float:
     """Load the converted folder with mlx-lm and check its logits; returns the probe NLL."""
     from mlx_lm import load
 
-    model, tokenizer = load(str(folder))
+    model, tokenizer = load(str(folder))[:2]
     nll = probe_nll(model, tokenizer)
     if nll > MAX_PROBE_NLL:
         raise ModelError(f"converted model looks broken (probe NLL {nll:.2f} > {MAX_PROBE_NLL})")
@@ -244,7 +245,8 @@ def convert_gguf(
         shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{out_dir.name}-", dir=parent))
     try:
-        weights, meta = mx.load(str(gguf), return_metadata=True)
+        weights, meta = cast("tuple[dict[str, Any], dict[str, Any]]",
+                             mx.load(str(gguf), return_metadata=True))
         config = model_config(meta, None)
         tensors, quant = convert_tensors(weights, config, quantized, progress)
         if quant is not None:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from agent.foundation import blas
 from agent.foundation.errors import AdapterLoadError, ModelError
@@ -100,7 +100,7 @@ class Runtime:
     @classmethod
     def load(cls, ref: ModelRef) -> Runtime:
         try:
-            model, tokenizer = mlx_load(str(ref.path))
+            model, tokenizer = mlx_load(str(ref.path))[:2]
         except Exception as exc:
             raise ModelError(
                 f"could not load the model at {ref.path} ({type(exc).__name__}: {exc}); "
@@ -243,7 +243,7 @@ class Runtime:
         config_file, weights_file = path / "adapter_config.json", path / "adapters.safetensors"
         try:
             config = json.loads(config_file.read_text())
-            weights = mx.load(str(weights_file))
+            weights = cast("dict[str, mx.array]", mx.load(str(weights_file)))
         except (OSError, ValueError, RuntimeError) as exc:
             raise AdapterLoadError(f"adapter {path.name} is unreadable ({exc}); roll back or delete it") from exc
         if config.get("fine_tune_type", "lora") != "lora":
@@ -287,4 +287,4 @@ class Runtime:
 def _flat(params: Any) -> list[tuple[str, Any]]:
     from mlx.utils import tree_flatten
 
-    return list(tree_flatten(params))
+    return list(cast("list[tuple[str, Any]]", tree_flatten(params)))
