@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.foundation import paths
+
 if TYPE_CHECKING:
     from agent.llm.runtime import Runtime
 
@@ -36,7 +38,6 @@ def start_refresh(model: str | None) -> tuple[subprocess.Popen[bytes], Path]:
     cold-start minimum. Output goes to a log file, not a pipe, so the refresh outlives the
     app: quitting does not stop training. Returns the process and the log's path.
     """
-    from agent.foundation import paths
 
     command = [sys.executable, "-m", "adapters.jobs.worker", "refresh", "--force"]
     if model:

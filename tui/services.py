@@ -9,11 +9,16 @@ thread (`tui.model_thread`); they say so.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from adapters.jobs import refresh
+from adapters.training import registry
+from agent.core import commands
+from agent.foundation import offline as guard
 from agent.foundation.errors import HearthError
+from agent.llm import convert, models
 
 if TYPE_CHECKING:
     from agent.core.turn import Chat
@@ -33,15 +38,14 @@ Progress = Callable[[int, int], None]
 
 def open_store() -> Store:
     """The user's store (default path); raises StoreError with what to do."""
-    from memory.store import Store
+    from memory.store import Store  # lazy: imports numpy and sqlite-utils
 
     return Store.open()
 
 
 def load_runtime(model: str | None, allow_download: bool, progress: Progress | None) -> Runtime:
     """Resolve (converting the bundled model on first use) and load. Model thread only."""
-    from agent.llm import models
-    from agent.llm.runtime import Runtime
+    from agent.llm.runtime import Runtime  # lazy: imports MLX
 
     ref = models.resolve(cached_model(model), allow_download=allow_download, progress=progress)
     return Runtime.load(ref)
@@ -52,7 +56,6 @@ def cached_model(spec: str | None) -> str | None:
     the bundled model's folders to None, other converted folders to their path."""
     if not spec:
         return None
-    from agent.llm import convert, models
 
     try:
         known = {str(m["name"]): str(m["path"]) for m in models.list_models()}
@@ -64,7 +67,7 @@ def cached_model(spec: str | None) -> str | None:
 
 
 def new_chat(runtime: Runtime, store: Store, options: SamplingOptions) -> Chat:
-    from agent.core.turn import Chat
+    from agent.core.turn import Chat  # lazy: imports MLX (via the runtime)
 
     return Chat(runtime, store, options=options)
 
@@ -76,14 +79,12 @@ def warm_up_embedder(store: Store) -> None:
 
 def backend_label() -> str:
     """'Metal', 'CUDA' or 'CPU'."""
-    from agent.llm import models
 
     return {"metal": "Metal", "cuda": "CUDA"}.get(models.backend(), "CPU")
 
 
 def offline() -> bool:
     """True when this process refuses network connections (no --allow-download)."""
-    from agent.foundation import offline as guard
 
     return guard.is_enabled()
 
@@ -155,9 +156,8 @@ class _StoreOnly:
 
 def run_command(chat: Chat | None, store: Store, line: str) -> tuple[str, bool]:
     """Run a slash command (agent.core.commands); returns (message, quit)."""
-    from agent.core.commands import run_command as run
 
-    result = run(chat if chat is not None else _StoreOnly(store), line)
+    result = commands.run_command(chat if chat is not None else _StoreOnly(store), line)
     return result.message, result.quit
 
 
@@ -165,14 +165,12 @@ def run_command(chat: Chat | None, store: Store, line: str) -> tuple[str, bool]:
 
 
 def sampling(store: Store) -> SamplingOptions:
-    from agent.llm.runtime import SamplingOptions
+    from agent.llm.runtime import SamplingOptions  # lazy: imports MLX
 
     return SamplingOptions.from_dict(store.get_setting(SAMPLING_KEY) or {})
 
 
 def save_sampling(store: Store, options: SamplingOptions) -> None:
-    from dataclasses import asdict
-
     store.set_setting(SAMPLING_KEY, asdict(options))
 
 
@@ -187,7 +185,6 @@ def save_model_choice(store: Store, spec: str | None) -> None:
 
 def local_models() -> list[str]:
     """Names of the converted models in the cache."""
-    from agent.llm import models
 
     try:
         return [str(m["name"]) for m in models.list_models()]
@@ -232,9 +229,6 @@ class ColdStart:
 
 
 def cold_start(store: Store) -> ColdStart:
-    from adapters.jobs import refresh
-    from adapters.training import registry
-
     policy = refresh.settings(store)[2]
     accepted = {a.message_id for a in store.accepted_examples()}
     active = store.active_adapter()
@@ -255,14 +249,12 @@ def adapter_versions(store: Store) -> list[dict[str, Any]]:
 
 def activate_adapter(store: Store, version: str, base_checksum: str | None) -> None:
     """Make `version` the active adapter (verified, and bound to the loaded base if any)."""
-    from adapters.training import registry
 
     registry.activate(store, version, base_checksum)
 
 
 def rollback_adapter(store: Store, base_checksum: str | None) -> str | None:
     """Go back to the previously active adapter (or the base model); returns the new one."""
-    from adapters.training import registry
 
     return registry.rollback(store, base_checksum)
 

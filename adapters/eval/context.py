@@ -25,6 +25,8 @@ from typing import Any
 
 from adapters.eval.data import Item
 from adapters.training.errors import AdapterError
+from agent.llm import prompt
+from agent.llm.prompt import training_messages
 
 Message = dict[str, str]
 Counter = Callable[[str], int]
@@ -45,8 +47,8 @@ class Budget:
     @classmethod
     def from_chat(cls, context_window: int = 8192) -> Budget:
         """The budgets `agent.core.turn.Chat` uses with default settings and sampling options."""
-        from agent.core.turn import ChatSettings
-        from agent.llm.runtime import SamplingOptions
+        from agent.core.turn import ChatSettings  # lazy: imports MLX (via the runtime)
+        from agent.llm.runtime import SamplingOptions  # lazy: imports MLX
 
         chat = ChatSettings()
         context = min(chat.context_tokens, context_window)
@@ -78,7 +80,7 @@ def open_memory(
     progress: ProgressFn | None = None,
 ) -> Any:
     """A fresh store in `folder` holding `train` as past accepted answers, embedded."""
-    from memory.store import Store
+    from memory.store import Store  # lazy: imports numpy and sqlite-utils
 
     folder.mkdir(parents=True, exist_ok=True)
     store = Store.open(folder / "eval.db", embedder=embedder)
@@ -98,7 +100,6 @@ def open_memory(
 
 def served_prompt(item: Item, system_prompt: str, count: Counter, budget: Budget) -> list[Message]:
     """The chat's prompt for `item` without retrieval."""
-    from agent.llm import prompt
 
     built = prompt.assemble(item.system or system_prompt, item.question, item.history,
                             count=count, budget=budget.prompt_tokens,
@@ -108,7 +109,6 @@ def served_prompt(item: Item, system_prompt: str, count: Counter, budget: Budget
 
 def train_messages(item: Item, system_prompt: str, count: Counter, budget: Budget) -> list[Message]:
     """The example the adapter trains on: the stored one, else the served prompt + answer."""
-    from agent.llm.prompt import training_messages
 
     if item.train_messages is not None:
         return [dict(m) for m in item.train_messages]
@@ -123,7 +123,6 @@ def build_prompts(
     progress: ProgressFn | None = None,
 ) -> Prompts:
     """Both prompts for every held-out item, retrieval done as `agent.core.turn.Chat.send` does."""
-    from agent.llm import prompt
 
     _, system_prompt = store.active_system_prompt()
     out = Prompts()

@@ -27,6 +27,7 @@ from typing import Any
 
 from adapters.training import dataset
 from adapters.training.errors import AdapterError
+from agent.llm.prompt import last_user_question
 
 Message = dict[str, str]
 DEMO_FILE = "persona.jsonl"
@@ -124,7 +125,6 @@ def demo_items() -> list[Item]:
 
 def from_accepted(accepted: Iterable[Any]) -> list[Item]:
     """Items from accepted answers (`Store.accepted_examples()`), built as refresh builds them."""
-    from agent.llm.prompt import last_user_question
 
     items = []
     for example in dataset.build_examples(accepted):

@@ -27,6 +27,8 @@ from adapters.eval.data import Item, Split, limit
 from adapters.training import dataset
 from adapters.training.config import RefreshPolicy, TrainConfig
 from adapters.training.errors import AdapterError
+from adapters.training.evaluate import probe_nll, use_adapter
+from adapters.training.train import train_adapter
 
 Stage = Callable[[str, int, int], None]
 """Progress: (stage name, done, total)."""
@@ -123,7 +125,6 @@ def train_on(
     progress: Stage | None = None,
 ) -> Any:
     """Train the adapter with refresh's trainer; the best weights stay loaded in the model."""
-    from adapters.training.train import train_adapter
 
     def report(event: dict[str, Any]) -> None:
         if progress is not None and event.get("event") in ("train", "done"):
@@ -157,8 +158,6 @@ def _measure_pair(
 
 
 def _probe(runtime: Any, config: ExperimentConfig) -> float | None:
-    from adapters.training.evaluate import probe_nll
-
     return probe_nll(runtime.model, runtime.tokenizer).mean if config.probe else None
 
 
@@ -172,7 +171,6 @@ def run_experiment(
     progress: Stage | None = None,
 ) -> Results:
     """Measure base, rag, adapter and both on `split.heldout` (see the module docstring)."""
-    from adapters.training.evaluate import use_adapter
 
     config = config or ExperimentConfig()
     heldout = limit(split.heldout, config.limit)

@@ -56,7 +56,7 @@ def with_answer(prompt: Sequence[Message], reference: str) -> list[Message]:
 
 def greedy_from(model: Any, tokenizer: Any, items: Sequence[Prefilled], max_tokens: int) -> list[str]:
     """Greedy answers decoded together from prefilled caches (mlx-lm's `batch_generate`)."""
-    from mlx_lm.generate import batch_generate
+    from mlx_lm.generate import batch_generate  # lazy: imports MLX
 
     if not items:
         return []

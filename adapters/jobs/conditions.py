@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.training.errors import AdapterError
+from agent.foundation import paths
 
 POWER_SUPPLY = Path("/sys/class/power_supply")
 
@@ -32,8 +33,6 @@ class RefreshBusy(AdapterError):
 def refresh_lock(path: Path | None = None) -> Iterator[Path]:
     """Hold the refresh lock for the block; RefreshBusy at once if another process holds it."""
     if path is None:
-        from agent.foundation import paths
-
         path = paths.adapters_dir() / ".refresh.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:

@@ -29,11 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from adapters.jobs import conditions
-from adapters.training import files, registry
+from adapters.training import evaluate, files, gate, registry
 from adapters.training.config import GateConfig, RefreshPolicy, TrainConfig
 from adapters.training.dataset import Snapshot, make_snapshot
 from adapters.training.errors import AdapterError
+from adapters.training.evaluate import probe_digest
 from adapters.training.gate import Verdict
+from adapters.training.train import train_adapter
+from agent.foundation import paths
+from agent.llm import models
 
 Progress = Callable[[dict[str, Any]], None]
 LOG_NAME = "refresh.jsonl"
@@ -57,8 +61,6 @@ class RefreshResult:
 
 
 def log_path() -> Path:
-    from agent.foundation import paths
-
     return paths.logs_dir() / LOG_NAME
 
 
@@ -88,7 +90,6 @@ def resolve_base(model: Any) -> registry.Base:
     ref = getattr(model, "ref", model)
     if hasattr(ref, "checksum") and hasattr(ref, "path"):
         return registry.Base(str(ref.id), Path(ref.path), str(ref.checksum))
-    from agent.llm import models
 
     resolved = models.resolve(str(model)) if model is not None else models.resolve(None)
     return registry.Base(resolved.id, Path(resolved.path), resolved.checksum)
@@ -216,7 +217,6 @@ def train_and_judge(store: Any, base: registry.Base, snapshot: Snapshot, config:
     The reference is the served adapter, or the base when `trust_active` is False (the active
     adapter learned forgotten answers and must not set the bar).
     """
-    from adapters.training.train import train_adapter
 
     run_dir = registry.root() / ".runs" / f"{snapshot.snapshot_id}-{_config_hash(config)}"
     snapshot.write(run_dir)
@@ -248,7 +248,7 @@ def train_and_judge(store: Any, base: registry.Base, snapshot: Snapshot, config:
 
 
 def _load(base: registry.Base) -> tuple[Any, Any]:
-    from mlx_lm import load
+    from mlx_lm import load  # lazy: imports MLX
 
     try:
         loaded = load(str(base.path))
@@ -262,7 +262,6 @@ def judge(store: Any, base: registry.Base, model: Any, tokenizer: Any, snapshot:
           gate_config: GateConfig, log: _Log, trust_active: bool = True
           ) -> tuple[Verdict, dict[str, Any]]:
     """Measure the trained candidate (loaded in `model`) and its reference; ask the gate."""
-    from adapters.training import evaluate, gate
 
     valid = [e.messages for e in snapshot.valid]
     log({"event": "evaluate", "what": "candidate"})
@@ -303,7 +302,6 @@ def settings(store: Any) -> tuple[TrainConfig, GateConfig, RefreshPolicy]:
 
 def _recorded_probe(store: Any, version: str) -> float | None:
     """The probe NLL measured when `version` was judged, if the probe has not changed since."""
-    from adapters.training.evaluate import probe_digest
 
     try:
         metrics = store.get_adapter_version(version).get("metrics") or {}
@@ -315,8 +313,6 @@ def _recorded_probe(store: Any, version: str) -> float | None:
 
 
 def _cached_base_probe(store: Any, base: registry.Base) -> float | None:
-    from adapters.training.evaluate import probe_digest
-
     cached = store.get_setting(BASE_PROBE_KEY)
     if (isinstance(cached, dict) and cached.get("checksum") == base.checksum
             and cached.get("probe") == probe_digest()):

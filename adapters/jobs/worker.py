@@ -24,6 +24,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from adapters.jobs import refresh
+from adapters.jobs.priority import set_low_priority
+from adapters.training.config import TrainConfig
+from adapters.training.errors import AdapterError
+from adapters.training.train import train_adapter
 from agent.foundation import blas, offline, paths
 
 
@@ -58,8 +63,7 @@ def _printer(log: Path | None) -> Any:
 
 
 def run_refresh(args: argparse.Namespace) -> int:
-    from adapters.jobs import refresh
-    from memory.store import Store
+    from memory.store import Store  # lazy: imports numpy and sqlite-utils
 
     with Store.open() as store:
         config, gate_config, policy = refresh.settings(store)
@@ -70,10 +74,8 @@ def run_refresh(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from mlx_lm import load
+    from mlx_lm import load  # lazy: imports MLX
 
-    from adapters.training.config import TrainConfig
-    from adapters.training.train import train_adapter
 
     model, tokenizer = load(args.model)[:2]
     config = TrainConfig.from_dict(json.loads(args.config))
@@ -88,11 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths.private_umask()
     offline.enable()  # the worker is its own process: the chat's guard does not cover it
     if not args.no_nice:
-        from adapters.jobs.priority import set_low_priority
-
         set_low_priority(args.blas_threads or None)
     blas.ensure()
-    from adapters.training.errors import AdapterError
 
     try:
         return run_refresh(args) if args.command == "refresh" else run_train(args)

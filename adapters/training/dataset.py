@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from adapters.training.errors import AdapterError
 from agent.foundation import paths
+from agent.llm.prompt import training_messages
 
 Messages = list[dict[str, str]]
 Assemble = Callable[[Messages, str], Messages]
@@ -107,7 +108,6 @@ def snapshot_id(hashes: Iterable[str]) -> str:
 
 def default_assemble() -> Assemble:
     """`agent.llm.prompt.training_messages`: the serving prompt plus the target."""
-    from agent.llm.prompt import training_messages
 
     return training_messages
 

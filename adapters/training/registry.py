@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from adapters.training import files
 from adapters.training.errors import AdapterError
+from agent.foundation import paths
 
 MANIFEST = "hearth-adapter.json"
 FORMAT_VERSION = 1
@@ -66,8 +67,6 @@ def now_iso() -> str:
 
 
 def root() -> Path:
-    from agent.foundation import paths
-
     return paths.adapters_dir()
 
 

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.foundation import paths
+from adapters.training import registry
+from agent.foundation import blas, offline, paths
+from agent.llm import convert, models
 
 
 @dataclass
@@ -37,12 +39,9 @@ def check_platform() -> Check:
 
 
 def check_mlx() -> Check:
-    from agent.foundation import blas
-    from agent.llm import models
-
     blas.ensure()
     try:
-        import mlx.core as mx
+        import mlx.core as mx  # lazy: imports MLX
 
         backend = models.backend()
     except Exception as exc:  # noqa: BLE001
@@ -51,16 +50,12 @@ def check_mlx() -> Check:
 
 
 def check_blas() -> Check:
-    from agent.foundation import blas
-
     rep = blas.report(measure=True)
     speed = f", {rep.gflops:.0f} GFLOP/s" if rep.gflops else ""
     return Check("blas", rep.optimised, f"{rep.library}{speed}", rep.fix)
 
 
 def check_model(verify: bool) -> list[Check]:
-    from agent.llm import convert, models
-
     out = []
     try:
         gguf = convert.bundled_gguf()
@@ -111,7 +106,7 @@ def check_database() -> Check:
     if not db.exists():
         return Check("database", True, f"{db} (not created yet)")
     try:
-        from memory.store import Store
+        from memory.store import Store  # lazy: imports numpy and sqlite-utils
 
         store = Store.open(db)
         result = store.integrity_check() if hasattr(store, "integrity_check") else "ok"
@@ -125,8 +120,6 @@ def check_database() -> Check:
 
 
 def check_offline() -> Check:
-    from agent.foundation import offline
-
     on = offline.is_enabled()
     return Check("offline", on, "network blocked for Hearth (no --allow-download)" if on
                  else "network allowed (--allow-download)",
@@ -135,7 +128,7 @@ def check_offline() -> Check:
 
 def check_adapter() -> Check:
     try:
-        from memory.store import Store
+        from memory.store import Store  # lazy: imports numpy and sqlite-utils
 
         if not paths.db_path().exists():
             return Check("adapter", True, "none yet (base model serves)")
@@ -152,8 +145,6 @@ def check_adapter() -> Check:
         return Check("adapter", False, f"{row['id']} at {path}: files missing",
                      "run `hearth adapters rollback` (the adapter files are missing)")
     try:
-        from adapters.training import registry
-
         registry.verify(path)  # file hashes against the manifest written at promotion
     except Exception as exc:  # noqa: BLE001
         return Check("adapter", False, f"{row['id']} at {path}: {exc}",

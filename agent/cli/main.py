@@ -6,6 +6,8 @@ Exit codes: 0 ok, 1 a Hearth error (the message says what to do), 2 usage, 130 C
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -36,7 +38,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_model_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    import importlib
 
     for name in COMMAND_MODULES:
         try:
@@ -58,13 +59,12 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def quiet_libraries() -> None:
     """Keep library progress bars and warnings off the user's terminal."""
-    import os
 
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        from transformers.utils import logging as hf_logging
+        from transformers.utils import logging as hf_logging  # lazy: imports transformers
 
         hf_logging.disable_progress_bar()
     except ImportError:

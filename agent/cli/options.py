@@ -8,6 +8,8 @@ import argparse
 import sys
 from typing import Any
 
+from tqdm import tqdm
+
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="PATH|REPO",
@@ -18,7 +20,6 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 def progress_bar(desc: str) -> Any:
     """A tqdm-backed `(done, total)` callback for long work, drawn on stderr."""
-    from tqdm import tqdm
 
     bars: list[Any] = []
 

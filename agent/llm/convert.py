@@ -26,6 +26,7 @@ from typing import Any, cast
 
 from agent.foundation import blas, paths
 from agent.foundation.errors import ModelError
+from agent.llm.gguf_tokenizer import save_tokenizer
 
 FORMAT_VERSION = 2  # 2: manifest records file sizes
 MANIFEST = "hearth-model.json"
@@ -131,7 +132,7 @@ def convert_tensors(
     weights: dict[str, Any], config: dict[str, Any], quantized: bool, progress: Progress | None
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Rename, un-permute and (unless `quantized`) dequantize every tensor."""
-    import mlx.core as mx
+    import mlx.core as mx  # lazy: imports MLX
 
     heads = {"attn_q": config["num_attention_heads"], "attn_k": config["num_key_value_heads"]}
     out: dict[str, Any] = {}
@@ -181,7 +182,7 @@ SAMPLE_TEXTS = (
 
 def validate_tokenizer(folder: Path, reference: Any) -> None:
     """The saved tokenizer must load and agree with the in-memory rebuild, round-tripping text."""
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # lazy: imports transformers
 
     loaded = AutoTokenizer.from_pretrained(str(folder))
     if len(loaded) != reference.get_vocab_size():
@@ -196,8 +197,8 @@ def validate_tokenizer(folder: Path, reference: Any) -> None:
 
 def probe_nll(model: Any, tokenizer: Any, text: str = PROBE_TEXT) -> float:
     """Mean next-token NLL (nats) of `text` under `model`."""
-    import mlx.core as mx
-    import mlx.nn as nn
+    import mlx.core as mx  # lazy: imports MLX
+    import mlx.nn as nn  # lazy: imports MLX
 
     ids = mx.array([tokenizer.encode(text)])
     logits = model(ids[:, :-1]).astype(mx.float32)
@@ -208,7 +209,7 @@ def probe_nll(model: Any, tokenizer: Any, text: str = PROBE_TEXT) -> float:
 
 def validate_model(folder: Path) -> float:
     """Load the converted folder with mlx-lm and check its logits; returns the probe NLL."""
-    from mlx_lm import load
+    from mlx_lm import load  # lazy: imports MLX
 
     model, tokenizer = load(str(folder))[:2]
     nll = probe_nll(model, tokenizer)
@@ -237,7 +238,7 @@ def convert_gguf(
 ) -> Path:
     """Convert `gguf` into the mlx-lm folder `out_dir` (atomic; validated). Returns `out_dir`."""
     blas.ensure()
-    import mlx.core as mx
+    import mlx.core as mx  # lazy: imports MLX
 
     source_sha = sha256_file(gguf)
     parent = paths.ensure_private_dir(out_dir.parent)
@@ -283,8 +284,6 @@ def convert_gguf(
 
 
 def _save_tokenizer(meta: dict[str, Any], folder: Path) -> Any:
-    from agent.llm.gguf_tokenizer import save_tokenizer
-
     return save_tokenizer(meta, folder)
 
 

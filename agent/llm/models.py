@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.foundation import blas, paths
+from agent.foundation import blas, offline, paths
 from agent.foundation.errors import ModelError
 from agent.llm import convert
 
@@ -37,7 +37,7 @@ class ModelRef:
 def backend() -> str:
     """'metal', 'cuda' or 'cpu': where MLX runs by default here."""
     blas.ensure()
-    import mlx.core as mx
+    import mlx.core as mx  # lazy: imports MLX
 
     if mx.default_device() == mx.gpu:
         return "metal" if mx.metal.is_available() else "cuda"
@@ -124,10 +124,8 @@ def resolve(
 
 
 def _download(repo: str) -> ModelRef:
-    from agent.foundation import offline
-
     with offline.allowed():
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import snapshot_download  # lazy: imports the hub client
 
         try:
             local = snapshot_download(

@@ -6,7 +6,7 @@ stays usable, and the conversation carries over. Values live in the store's sett
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from textual import work
@@ -170,7 +170,6 @@ class SettingsScreen(Screen[None]):
 
 def _options(current: SamplingOptions, values: dict[str, Any]) -> SamplingOptions:
     """`current` with the form's values; raises ValueError with what is out of range."""
-    from dataclasses import replace
 
     temperature = values["temperature"] if values["temperature"] is not None else current.temperature
     top_p = values["top_p"] if values["top_p"] is not None else current.top_p
