@@ -37,6 +37,7 @@ from adapters.training.evaluate import probe_digest
 from adapters.training.gate import Verdict
 from adapters.training.train import train_adapter
 from agent.foundation import paths
+from agent.foundation.ids import now_iso
 from agent.llm import models
 
 Progress = Callable[[dict[str, Any]], None]
@@ -235,7 +236,7 @@ def train_and_judge(store: Any, base: registry.Base, snapshot: Snapshot, config:
                             "tokens_per_second": round(trained.tokens_per_second, 1)}
         lineage = {"base_model_id": base.id, "base_checksum": base.checksum,
                    "dataset_snapshot": snapshot.snapshot_id, "message_ids": snapshot.message_ids,
-                   "hyperparams": config.to_dict(), "created_at": registry.now_iso()}
+                   "hyperparams": config.to_dict(), "created_at": now_iso()}
         folder = registry.write_folder(version, trained.adapter_dir, lineage)
         registry.record(store, version, folder, verdict.promote, verdict.word, verdict.reason,
                         metrics)

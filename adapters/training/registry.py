@@ -24,13 +24,13 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from adapters.training import files
 from adapters.training.errors import AdapterError
 from agent.foundation import paths
+from agent.foundation.ids import now_iso
 
 MANIFEST = "hearth-adapter.json"
 FORMAT_VERSION = 1
@@ -60,10 +60,6 @@ class Base:
     id: str
     path: Path
     checksum: str
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def root() -> Path:
