@@ -21,12 +21,15 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters.eval.data import Item
 from adapters.training.errors import AdapterError
 from agent.llm import prompt
 from agent.llm.prompt import training_messages
+
+if TYPE_CHECKING:
+    from memory.store import Store
 
 Message = dict[str, str]
 Counter = Callable[[str], int]
@@ -117,7 +120,7 @@ def train_messages(item: Item, system_prompt: str, count: Counter, budget: Budge
 
 def build_prompts(
     items: Sequence[Item],
-    store: Any,
+    store: Store,
     count: Counter,
     budget: Budget,
     progress: ProgressFn | None = None,

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters.jobs import conditions
 from adapters.training import evaluate, files, gate, registry
@@ -39,6 +39,9 @@ from adapters.training.train import train_adapter
 from agent.foundation import paths
 from agent.foundation.ids import now_iso
 from agent.llm import models
+
+if TYPE_CHECKING:
+    from memory.store import Store
 
 Progress = Callable[[dict[str, Any]], None]
 LOG_NAME = "refresh.jsonl"
@@ -97,7 +100,7 @@ def resolve_base(model: Any) -> registry.Base:
 
 
 def refresh(
-    store: Any,
+    store: Store,
     model: Any = None,
     policy: RefreshPolicy | None = None,
     config: TrainConfig | None = None,
@@ -119,7 +122,7 @@ def refresh(
         return log.result(RefreshResult("busy", str(exc)))
 
 
-def _refresh(store: Any, base: registry.Base, policy: RefreshPolicy, config: TrainConfig,
+def _refresh(store: Store, base: registry.Base, policy: RefreshPolicy, config: TrainConfig,
              gate_config: GateConfig, log: _Log, force: bool) -> RefreshResult:
     if not force and (why := skip_reason(store, policy)):
         return RefreshResult("skipped", why)
@@ -160,7 +163,7 @@ def _refresh(store: Any, base: registry.Base, policy: RefreshPolicy, config: Tra
     return result
 
 
-def skip_reason(store: Any, policy: RefreshPolicy) -> str | None:
+def skip_reason(store: Store, policy: RefreshPolicy) -> str | None:
     """Why not to train now (battery, an active user), or None."""
     if policy.skip_on_battery and conditions.on_battery():
         return "on battery power: refresh waits for mains (or run `hearth refresh --force`)"
@@ -172,7 +175,7 @@ def skip_reason(store: Any, policy: RefreshPolicy) -> str | None:
     return None
 
 
-def _latest_trained(store: Any) -> dict[str, Any] | None:
+def _latest_trained(store: Store) -> dict[str, Any] | None:
     """The newest version that finished training and still has its files."""
     for row in reversed(store.list_adapter_versions()):
         if row.get("path") and row.get("status") in ("active", "candidate", "rejected", "retired"):
@@ -189,7 +192,7 @@ def _trained_ids(row: dict[str, Any] | None) -> set[str]:
         return set()
 
 
-def _forgotten_ids(store: Any) -> set[str]:
+def _forgotten_ids(store: Store) -> set[str]:
     try:
         return {str(r["message_id"]) for r in store.forgotten_since(None)}
     except AttributeError:  # a store without forget tracking: fall back to flags
@@ -202,7 +205,7 @@ def _config_hash(config: TrainConfig) -> str:
     return hashlib.sha256(blob).hexdigest()[:8]
 
 
-def _same_run(store: Any, snapshot: Snapshot, config: TrainConfig) -> dict[str, Any] | None:
+def _same_run(store: Store, snapshot: Snapshot, config: TrainConfig) -> dict[str, Any] | None:
     for row in reversed(store.list_adapter_versions()):
         if (row.get("dataset_snapshot") == snapshot.snapshot_id
                 and row.get("hyperparams") == config.to_dict()
@@ -211,7 +214,7 @@ def _same_run(store: Any, snapshot: Snapshot, config: TrainConfig) -> dict[str, 
     return None
 
 
-def train_and_judge(store: Any, base: registry.Base, snapshot: Snapshot, config: TrainConfig,
+def train_and_judge(store: Store, base: registry.Base, snapshot: Snapshot, config: TrainConfig,
                     gate_config: GateConfig, log: _Log, trust_active: bool = True) -> RefreshResult:
     """Train a candidate on `snapshot`, measure, gate and record it.
 
@@ -259,7 +262,7 @@ def _load(base: registry.Base) -> tuple[Any, Any]:
     return loaded[0], loaded[1]
 
 
-def judge(store: Any, base: registry.Base, model: Any, tokenizer: Any, snapshot: Snapshot,
+def judge(store: Store, base: registry.Base, model: Any, tokenizer: Any, snapshot: Snapshot,
           gate_config: GateConfig, log: _Log, trust_active: bool = True
           ) -> tuple[Verdict, dict[str, Any]]:
     """Measure the trained candidate (loaded in `model`) and its reference; ask the gate."""
@@ -291,7 +294,7 @@ def judge(store: Any, base: registry.Base, model: Any, tokenizer: Any, snapshot:
     return verdict, metrics
 
 
-def settings(store: Any) -> tuple[TrainConfig, GateConfig, RefreshPolicy]:
+def settings(store: Store) -> tuple[TrainConfig, GateConfig, RefreshPolicy]:
     """The user's settings stored under adapters.training.train / adapters.training.gate / adapters.jobs.refresh."""
     def get(key: str) -> dict[str, Any]:
         value = store.get_setting(key)
@@ -301,7 +304,7 @@ def settings(store: Any) -> tuple[TrainConfig, GateConfig, RefreshPolicy]:
             RefreshPolicy.from_dict(get("adapters.jobs.refresh")))
 
 
-def _recorded_probe(store: Any, version: str) -> float | None:
+def _recorded_probe(store: Store, version: str) -> float | None:
     """The probe NLL measured when `version` was judged, if the probe has not changed since."""
 
     try:
@@ -313,7 +316,7 @@ def _recorded_probe(store: Any, version: str) -> float | None:
     return None
 
 
-def _cached_base_probe(store: Any, base: registry.Base) -> float | None:
+def _cached_base_probe(store: Store, base: registry.Base) -> float | None:
     cached = store.get_setting(BASE_PROBE_KEY)
     if (isinstance(cached, dict) and cached.get("checksum") == base.checksum
             and cached.get("probe") == probe_digest()):

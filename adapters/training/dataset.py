@@ -32,10 +32,14 @@ Assemble = Callable[[Messages, str], Messages]
 class AcceptedLike(Protocol):
     """What `Store.accepted_examples()` yields (memory.store.Accepted)."""
 
-    message_id: Any
-    prompt_messages: Messages
-    target: str
-    forgotten: bool
+    @property
+    def message_id(self) -> Any: ...
+    @property
+    def prompt_messages(self) -> Messages: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def forgotten(self) -> bool: ...
 
 
 @dataclass(frozen=True)

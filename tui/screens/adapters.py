@@ -24,6 +24,7 @@ from tui.widgets.nav_bar import NavBar
 from tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
+    from memory.store import Store
     from tui.host import Host
 
 
@@ -139,7 +140,7 @@ class AdaptersScreen(Screen[None]):
     def action_rollback(self) -> None:
         checksum = self._base_checksum()
 
-        def rollback(store: Any) -> str:
+        def rollback(store: Store) -> str:
             now = services.rollback_adapter(store, checksum)
             return f"Rolled back: now serving {now}." if now else "Rolled back to the base model."
 

@@ -26,6 +26,7 @@ from tui.widgets.nav_bar import NavBar
 from tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
+    from memory.store import Store
     from tui.host import Host
 
 
@@ -236,7 +237,7 @@ class MemoryScreen(Screen[None]):
         self.hearth.set_status(activity=f"ingesting {done}/{total}" if total else "ingesting…")
 
 
-def _matching(store: Any, memories: list[Any], documents: list[Any], query: str) -> tuple[list[Any], list[Any]]:
+def _matching(store: Store, memories: list[Any], documents: list[Any], query: str) -> tuple[list[Any], list[Any]]:
     """Memories and documents matching `query`: by words in them, then by hybrid search."""
     needle = query.lower()
     mem_ids = [m.id for m in memories if needle in m.text.lower()]
