@@ -147,18 +147,17 @@ class _StoreOnly:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def feedback(self, kind: str, edited_text: str | None = None) -> str:
+    def feedback(self, kind: str, edited_text: str | None = None) -> int:
         raise HearthError("no answer yet to give feedback on (the model is still loading)")
 
     def new_conversation(self) -> None:
         return None
 
 
-def run_command(chat: Chat | None, store: Store, line: str) -> tuple[str, bool]:
-    """Run a slash command (agent.core.commands); returns (message, quit)."""
-
-    result = commands.run_command(chat if chat is not None else _StoreOnly(store), line)
-    return result.message, result.quit
+def run_command(chat: Chat | None, store: Store, line: str) -> commands.CommandResult:
+    """Run a slash command (agent.core.commands) on the chat, or on the store alone while the
+    model loads."""
+    return commands.run_command(chat if chat is not None else _StoreOnly(store), line)
 
 
 # -- settings ------------------------------------------------------------------------------

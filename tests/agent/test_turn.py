@@ -135,3 +135,19 @@ def test_stated_facts_are_suggested_and_kept_on_yes(chat: Chat, store: Store) ->
     assert "York" in current and "Leeds" not in current
     assert any("Leeds" in m.text for m in store.list_memories(include_superseded=True))
     assert "nothing to keep" in run_command(chat, "/yes").message
+
+
+def test_commands_say_what_happened_as_fields(chat: Chat, store: Store) -> None:
+    from agent.core.commands import run_command
+
+    assert run_command(chat, "/accept").feedback is None  # no answer yet: an error message
+    done = chat.ask("Hello there")
+    accepted = run_command(chat, "/accept")
+    assert accepted.feedback == "accepted" and accepted.edited_text is None
+    edited = run_command(chat, "/edit  Better answer. ")
+    assert edited.feedback == "edited" and edited.edited_text == "Better answer."
+    assert store.accepted_examples()[0].message_id == done.message_id
+    assert store.accepted_examples()[0].target == "Better answer."
+    new = run_command(chat, "/new")
+    assert new.new_conversation and new.feedback is None and not new.quit
+    assert run_command(chat, "/quit").quit

@@ -30,6 +30,7 @@ from tui.widgets.nav_bar import NavBar
 from tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
+    from agent.core.commands import CommandResult
     from agent.core.turn import TurnEvent
     from tui.host import Host
 
@@ -334,25 +335,22 @@ class ChatScreen(Screen[None]):
             app.call_from_thread(self.notify, "Wait for the answer to finish (or press Esc).")
             return
         try:
-            message, quit_now = services.run_command(app.chat, app.store, line)
+            result = services.run_command(app.chat, app.store, line)
         except Exception as exc:  # noqa: BLE001
             app.call_from_thread(app.report, exc)
             return
-        app.from_thread(self._slash_done, line, message, quit_now)
+        app.from_thread(self._slash_done, result)
 
-    async def _slash_done(self, line: str, message: str, quit_now: bool) -> None:
-        if quit_now:
+    async def _slash_done(self, result: CommandResult) -> None:
+        if result.quit:
             self.app.exit()
             return
-        name, _, arg = line.lstrip("/").partition(" ")
-        name = name.lower()
         bubble = self.last_answer()
-        if message.startswith("marked") and bubble is not None:
-            kind = {"accept": "accepted", "reject": "rejected", "edit": "edited"}[name]
-            await bubble.set_feedback(kind, arg.strip() if kind == "edited" else None)
-        if name == "new":
+        if result.feedback is not None and bubble is not None:
+            await bubble.set_feedback(result.feedback, result.edited_text)
+        if result.new_conversation:
             await self._clear()
-        self.notify(message, timeout=6)
+        self.notify(result.message, timeout=6)
 
 
 def _bubble_for(message: Any) -> MessageBubble:
