@@ -18,7 +18,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, ProgressBar
 
-from tui import formatting, services
+from tui import formatting
 from tui.screens.ask_text import AskTextScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.edit_text import EditTextScreen
@@ -244,8 +244,7 @@ def _matching(store: Store, memories: list[Any], documents: list[Any], query: st
     for hit in store.search(query, k=20, kinds=["memory"]):
         if hit.id not in mem_ids:
             mem_ids.append(hit.id)
-    names = {services.field(h, "source", "") for h in store.search(query, k=20, kinds=["document"])}
-    doc_names = {n.removeprefix("doc ").rsplit(" #", 1)[0] for n in names}
+    doc_names = {h.document for h in store.search(query, k=20, kinds=["document"])}
     by_id = {m.id: m for m in memories}
     docs = [d for d in documents if needle in d.path.lower() or Path(d.path).name in doc_names]
     return [by_id[i] for i in mem_ids if i in by_id], docs
