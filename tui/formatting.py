@@ -5,17 +5,18 @@ No widgets and no I/O here, so the screens stay about layout and the helpers are
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
 
-from agent.textsafe import terminal_safe
+from agent.foundation.textsafe import terminal_safe
 
 
 def cells(*values: str) -> list[Text]:
     """Table cells shown literally: DataTable reads plain strings as markup, and stored text
     (a memory like "use [x] for done") must not be taken for styles, nor its escape
-    sequences reach the terminal (`agent.textsafe`).
+    sequences reach the terminal (`agent.foundation.textsafe`).
 
     >>> [str(c) for c in cells("[b]x[/b]", "2\x1b]52;c;AA\x07")]
     ['[b]x[/b]', '2']
@@ -52,7 +53,6 @@ def short_path(path: str, width: int = 52) -> str:
     >>> len(short_path("/a/very/long/path/to/some/file.txt", 14))
     14
     """
-    from pathlib import Path
 
     home = str(Path.home())
     if home not in ("", "/") and (path == home or path.startswith(home + "/")):

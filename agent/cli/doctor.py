@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent import paths
+from adapters.training import registry
+from agent.foundation import blas, offline, paths
+from agent.llm import convert, models
 
 
 @dataclass
@@ -37,29 +39,23 @@ def check_platform() -> Check:
 
 
 def check_mlx() -> Check:
-    from agent import blas, models
-
     blas.ensure()
     try:
-        import mlx.core as mx
+        import mlx.core as mx  # lazy: imports MLX
 
         backend = models.backend()
     except Exception as exc:  # noqa: BLE001
         return Check("mlx", False, f"cannot import MLX: {exc}", "run `bash scripts/setup.sh`")
-    return Check("mlx", True, f"MLX {mx.__version__}, device {mx.default_device()}, backend {backend}")
+    return Check("mlx", True, f"MLX {getattr(mx, '__version__', '?')}, device {mx.default_device()}, backend {backend}")
 
 
 def check_blas() -> Check:
-    from agent import blas
-
     rep = blas.report(measure=True)
     speed = f", {rep.gflops:.0f} GFLOP/s" if rep.gflops else ""
     return Check("blas", rep.optimised, f"{rep.library}{speed}", rep.fix)
 
 
 def check_model(verify: bool) -> list[Check]:
-    from agent import convert, models
-
     out = []
     try:
         gguf = convert.bundled_gguf()
@@ -110,7 +106,7 @@ def check_database() -> Check:
     if not db.exists():
         return Check("database", True, f"{db} (not created yet)")
     try:
-        from memory.store import Store
+        from memory.store import Store  # lazy: imports numpy and sqlite-utils
 
         store = Store.open(db)
         result = store.integrity_check() if hasattr(store, "integrity_check") else "ok"
@@ -125,8 +121,6 @@ def check_database() -> Check:
 
 def check_offline() -> Check:
     """The guard as it is (inspected and probed), not as it was meant to be."""
-    from agent import offline
-
     if not offline.is_enabled():
         return Check("offline", False, "network allowed (--allow-download)",
                      "drop --allow-download to stay offline")
@@ -141,8 +135,6 @@ def check_offline() -> Check:
 def _base_checksum(args: argparse.Namespace) -> str | None:
     """The checksum of the model a chat would load, without converting anything (None: the
     bundled model is not converted yet)."""
-    from agent import convert, models
-
     spec = getattr(args, "model", None)
     if spec and Path(spec).expanduser().is_dir():
         return models.folder_checksum(Path(spec).expanduser())
@@ -153,12 +145,10 @@ def _base_checksum(args: argparse.Namespace) -> str | None:
 def check_adapter(args: argparse.Namespace) -> Check:
     """What the chat would serve, decided by the same verification it runs on every swap."""
     try:
-        from memory.store import Store
+        from memory.store import Store  # lazy: imports numpy and sqlite-utils
 
         if not paths.db_path().exists():
             return Check("adapter", True, "none yet (base model serves)")
-        from adapters import registry
-
         with Store.open() as store:
             row = store.active_adapter()
             if not row:

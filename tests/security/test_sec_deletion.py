@@ -1,6 +1,6 @@
 """Issue 11 §2: nothing outside Hearth's folders is ever deleted, whatever a registry row says.
 
-The helper (`agent.paths.safe_remove`) every deletion goes through, and the two reproduced
+The helper (`agent.foundation.paths.safe_remove`) every deletion goes through, and the two reproduced
 attacks: a row whose `path` names another folder (`hearth adapters delete`) and a row whose
 id climbs out of the adapters root (`recover()` in every refresh). The rows are written
 straight through the Store API, as a crafted import could before issue 11a closed that door.
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agent import paths
 from agent.cli.main import main
+from agent.foundation import paths
 from memory.embed import HashEmbedder
 from memory.store import Store
 
@@ -70,7 +70,7 @@ def test_adapters_delete_ignores_a_stored_path_elsewhere(tmp_path: Path,
 
 
 def test_recover_ignores_an_id_that_climbs_out_of_the_adapters_root(tmp_path: Path) -> None:
-    from adapters import registry
+    from adapters.training import registry
 
     root = paths.adapters_dir()
     climb = "../../../somewhere"
@@ -84,8 +84,8 @@ def test_recover_ignores_an_id_that_climbs_out_of_the_adapters_root(tmp_path: Pa
 
 
 def test_a_row_with_a_bad_id_is_never_served_or_activated(tmp_path: Path) -> None:
-    from adapters import registry
-    from adapters.errors import AdapterError
+    from adapters.training import registry
+    from adapters.training.errors import AdapterError
 
     with Store.open(embedder=HashEmbedder()) as store:
         store.add_adapter_version(id="../x", path=str(tmp_path), status="candidate",

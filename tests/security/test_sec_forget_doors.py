@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from adapters import registry
-from adapters.config import RefreshPolicy, TrainConfig
-from adapters.errors import AdapterError
-from agent import paths
+from adapters.training import registry
+from adapters.training.config import RefreshPolicy, TrainConfig
+from adapters.training.errors import AdapterError
 from agent.cli.main import main
-from agent.errors import log_crash
+from agent.foundation import paths
+from agent.foundation.errors import log_crash
 from memory.embed import HashEmbedder
 from memory.store import Store
 from tests.adapters.adapter_helpers import seed
@@ -47,7 +47,7 @@ def folder(version: str) -> Path:
 def failed_refresh(store: Store, tmp_path: Path) -> None:
     """A refresh that dies after writing its run folder (the base cannot be loaded), as a
     killed or crashed one leaves it."""
-    from adapters import refresh
+    from adapters.jobs import refresh
 
     base = registry.Base("gone", tmp_path / "no-such-model", "c0ffee")
     policy = RefreshPolicy(min_accepted=3, min_valid=1, skip_on_battery=False,
@@ -109,7 +109,7 @@ def test_marker_through_crash_run_and_adapter_leaves_no_byte(
 
 def test_an_active_adapter_that_learned_a_forgotten_answer_goes_at_the_next_refresh(
         tmp_path: Path, tiny_model_dir: Path) -> None:
-    from adapters import refresh
+    from adapters.jobs import refresh
 
     with Store.open(embedder=HashEmbedder()) as store:
         ids = seed(store, [(f"q{i}", f"{MARKER} {i}") for i in range(2)])

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from agent import offline
-from agent.errors import NetworkRefused
+from agent.foundation import offline
+from agent.foundation.errors import NetworkRefused
 
 REMOTE = ("192.0.2.1", 9)  # TEST-NET-1: never routed, so even a leak would go nowhere
 

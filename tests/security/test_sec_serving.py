@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from adapters import registry
-from adapters.errors import AdapterError
-from agent.runtime import Runtime, SamplingOptions
-from agent.turn import Chat
+from adapters.training import registry
+from adapters.training.errors import AdapterError
+from agent.core.turn import Chat
+from agent.llm.runtime import Runtime, SamplingOptions
 from memory.embed import HashEmbedder
 from memory.store import Store
 from tests.conftest import write_lora_adapter
@@ -102,8 +102,8 @@ def test_a_load_failure_falls_back_to_the_previous_verified(chat: Chat, store: S
 
 def test_doctor_names_what_really_serves(chat: Chat, store: Store, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
-    from agent import models
     from agent.cli.main import main
+    from agent.llm import models
 
     real = models.folder_checksum(chat.runtime.ref.path)  # what doctor computes for --model
     v1 = promote(chat, store, tmp_path, 1, base_checksum=real)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters import worker
-from agent import paths
+from adapters.jobs import worker
+from agent.foundation import paths
 
 PLANTED = """
 import pathlib, sys
@@ -35,7 +35,7 @@ def test_spawned_worker_ignores_a_planted_adapters_package(
 def test_the_command_is_absolute_and_isolated() -> None:
     cmd = worker.command("refresh")
     assert Path(cmd[0]).is_absolute() and cmd[0] == str(Path(sys.executable).absolute())
-    assert cmd[1] == "-P" and cmd[2:4] == ["-m", "adapters.worker"]
+    assert cmd[1] == "-P" and cmd[2:4] == ["-m", "adapters.jobs.worker"]
     assert worker.working_dir() == paths.data_dir()
 
 

@@ -1,6 +1,6 @@
 """Issue 11 §7: no stored text sends control sequences to the terminal.
 
-`agent.textsafe.terminal_safe` is the one sanitiser; the CLI routes stdout and stderr through
+`agent.foundation.textsafe.terminal_safe` is the one sanitiser; the CLI routes stdout and stderr through
 it, so `memory list` / `memory search` (and every other command) print defused text.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent.cli.main import main
-from agent.textsafe import SafeStream, terminal_safe
+from agent.foundation.textsafe import SafeStream, terminal_safe
 
 OSC52 = "\x1b]52;c;cm0gLXJmIH4=\x07"  # write "rm -rf ~" to the clipboard
 TITLE = "\x1b]0;pwned\x1b\\"

@@ -13,7 +13,7 @@ from textual.containers import Vertical
 from textual.widgets import Label, Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
-from agent.textsafe import terminal_safe
+from agent.foundation.textsafe import terminal_safe
 from tui.formatting import tokens_per_s
 from tui.widgets.sources import Sources
 

@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from agent.errors import NetworkRefused
+from agent.foundation.errors import NetworkRefused
 
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",

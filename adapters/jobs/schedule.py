@@ -25,7 +25,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adapters.errors import AdapterError
+from adapters.training.errors import AdapterError
+from agent.foundation import paths
 
 NAME = "hearth-refresh"
 LABEL = "com.hearth.refresh"
@@ -53,7 +54,7 @@ def command() -> list[str]:
 
 def working_dir() -> Path:
     """The job's fixed working directory: Hearth's data directory."""
-    from agent import paths
+    from agent.foundation import paths
 
     return paths.data_dir()
 
@@ -211,7 +212,6 @@ def _try(cmd: list[str], report: Report) -> bool:
 
 def install(at: str = DEFAULT_TIME, kind: str | None = None, enable: bool = True) -> Report:
     """Write the schedule files and try to enable them."""
-    from agent import paths
 
     kind = kind or platform()
     report = Report(unit_files(kind))

@@ -2,7 +2,7 @@
 
 `forget(store, what, target)` runs the store's forget (memory, message, conversation or
 document: rows, history, prompts, training flags; see memory/forget.py) and then
-`adapters.registry.purge_forgotten`: every training run folder (`adapters/.runs/*`, copies of
+`adapters.training.registry.purge_forgotten`: every training run folder (`adapters/.runs/*`, copies of
 accepted answers, possibly quoting notes) is deleted, and so are the files of every retired or
 rejected adapter that learned a forgotten answer; the active one stops being served at once
 and the next refresh replaces it. Every front end (CLI, slash commands, the app) forgets
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from adapters import registry
+from adapters.training import registry
 
 Kind = Literal["memory", "message", "conversation", "document"]
 

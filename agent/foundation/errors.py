@@ -1,4 +1,5 @@
-"""The agent package's exceptions, and how any front end tells them from crashes.
+"""Hearth's base exception and the foundation's errors, and how any front end tells them
+from crashes.
 
 Every message says what to do next. `is_user_error` decides whether an exception is one
 line for the user (Hearth's own errors) or a crash; `log_crash` keeps a crash's traceback in
@@ -34,11 +35,12 @@ class NetworkRefused(HearthError):
 
 
 def is_user_error(exc: BaseException) -> bool:
-    """True for Hearth's own errors (any package's `...Error`), shown as one line."""
-    if isinstance(exc, HearthError):
-        return True
-    top = type(exc).__module__.split(".")[0]
-    return top in ("memory", "adapters", "tui") and type(exc).__name__.endswith("Error")
+    """True for Hearth's own errors, shown as one line.
+
+    Every package's exception derives from `HearthError` (`memory.errors.StoreError`,
+    `adapters.training.errors.AdapterError`, the ones here), so this is one `isinstance`.
+    """
+    return isinstance(exc, HearthError)
 
 
 def redact_argv(argv: Sequence[str], words: Collection[str] = ()) -> str:
@@ -79,7 +81,7 @@ def _scrub(text: str, argv: Sequence[str], words: Collection[str]) -> str:
 def log_crash(exc: BaseException, origin: str = "cli", words: Collection[str] = ()) -> str:
     """Append the traceback to logs/crash.log without user text (see the module docstring);
     returns its path (or a note if unwritable). Never raises, whatever argv holds."""
-    from agent import paths
+    from agent.foundation import paths  # not at the top: paths raises this module's errors
 
     argv = list(sys.argv)
     try:

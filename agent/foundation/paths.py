@@ -18,7 +18,7 @@ from pathlib import Path
 
 import platformdirs
 
-from agent.errors import HearthError
+from agent.foundation.errors import HearthError
 
 APP = "hearth"
 DIR_MODE = 0o700
