@@ -28,15 +28,24 @@ from tests.conftest import write_lora_adapter
 MARKER = "zq-MARKER-7781-xv"
 
 
+def encodings(marker: str) -> list[bytes]:
+    """The byte forms a marker can take in a file (the same helper as 11a's
+    test_rel_forget_everywhere.py): as typed, lower- and upper-case, UTF-8 and UTF-16."""
+    forms = {marker, marker.lower(), marker.upper()}
+    return sorted({f.encode(enc) for f in forms for enc in ("utf-8", "utf-16-le", "utf-16-be")})
+
+
 def files_holding(home: Path, needle: str) -> list[Path]:
-    """Every file under `home` whose bytes contain `needle` (UTF-8), links not followed."""
-    data = needle.encode()
+    """Every file under `home` holding any form of `needle`, links not followed."""
+    needles = encodings(needle)
     hits = []
     for root, _, names in os.walk(home):
         for name in names:
             path = Path(root) / name
-            if not path.is_symlink() and path.is_file() and data in path.read_bytes():
-                hits.append(path)
+            if not path.is_symlink() and path.is_file():
+                data = path.read_bytes()
+                if any(n in data for n in needles):
+                    hits.append(path)
     return hits
 
 
