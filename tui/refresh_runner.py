@@ -17,7 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from adapters.jobs import worker
 from agent.foundation import paths
+from agent.foundation.textsafe import terminal_safe
 
 if TYPE_CHECKING:
     from agent.llm.runtime import Runtime
@@ -31,14 +33,13 @@ def refresh_model(runtime: Runtime | None) -> str | None:
 
 
 def start_refresh(model: str | None) -> tuple[subprocess.Popen[bytes], Path]:
-    """Start a refresh now (`python -m adapters.jobs.worker refresh --force`) in its own session.
+    """Start a refresh now (`python -P -m adapters.jobs.worker refresh --force`, in Hearth's data
+    directory) in its own session.
 
     `--force` skips the battery and recent-activity checks (the user asked), not the
     cold-start minimum. Output goes to a log file, not a pipe, so the refresh outlives the
     app: quitting does not stop training. Returns the process and the log's path.
     """
-    from adapters.jobs import worker
-
     command = worker.command("refresh", "--force")
     if model:
         command += ["--model", model]
@@ -99,10 +100,10 @@ def refresh_event(line: str) -> tuple[str, tuple[int, int] | None]:
     except ValueError:
         event = None
     if not isinstance(event, dict):
-        return line, None
+        return terminal_safe(line, newlines=False), None
     step, total = event.get("step"), event.get("total")
     progress = (step, total) if isinstance(step, int) and isinstance(total, int) and total else None
-    return _event_text(event), progress
+    return terminal_safe(_event_text(event), newlines=False), progress  # a log shown to the user
 
 
 def _event_text(event: dict[str, Any]) -> str:
