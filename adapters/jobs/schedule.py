@@ -54,8 +54,6 @@ def command() -> list[str]:
 
 def working_dir() -> Path:
     """The job's fixed working directory: Hearth's data directory."""
-    from agent.foundation import paths
-
     return paths.data_dir()
 
 
@@ -244,7 +242,7 @@ def remove(kind: str | None = None, disable: bool = True) -> Report:
             _try(["systemctl", "--user", "disable", "--now", f"{NAME}.timer"], report)
     removed = [f for f in report.files if f.exists()]
     for f in removed:
-        f.unlink()
+        paths.safe_remove(f, within=f.parent)  # the unit files this module wrote, nothing else
     if kind != "macos" and disable and removed:
         _try(["systemctl", "--user", "daemon-reload"], report)
     report.lines.insert(0, f"removed {', '.join(map(str, removed))}" if removed
