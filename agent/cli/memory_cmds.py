@@ -116,8 +116,11 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    n = store().export_jsonl(args.path)
-    print(f"wrote {n} records to {args.path}")
+    from memory.export import export_target  # lazily, like store()
+
+    dest = export_target(args.path)
+    n = store().export_jsonl(dest)
+    print(f"wrote {n} records to {dest}")
     return 0
 
 
