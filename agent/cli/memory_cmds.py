@@ -160,8 +160,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 print(f"  skipped (binary): {name}", file=sys.stderr)
             for name in report.replaced_invalid_utf8:
                 print(f"  invalid UTF-8 replaced with U+FFFD: {name}", file=sys.stderr)
+            for name in report.skipped_outside:
+                print(f"  skipped (a link leading outside {path}): {name}", file=sys.stderr)
             for name, err in report.errors:
                 print(f"  unreadable: {name}: {err}", file=sys.stderr)
+            if report.errors:
+                status = 1
     finally:
         bar.close()
     return status

@@ -53,8 +53,10 @@ def snapshot(store: Store) -> dict[tuple[str, int], tuple[Any, ...]]:
 def test_sql_in_a_key_is_refused_and_changes_nothing(store: Store, tmp_path: Path) -> None:
     """Defect 1: this line rewrote and pinned every memory on the old import."""
     keep = store.add_memory("I live in Lyon.")
+    store.embed_pending()
     before = snapshot(store)
-    line = memory_line("01JINJECTED000000000000000", "x", **{INJECTION_KEY: "v"})
+    line = {"type": "memory", "id": "x", "text": "x", "kind": "fact", "created_at": T,
+            "updated_at": T, INJECTION_KEY: 1}  # 6 columns for the 6 values of the SELECT
     report = store.import_jsonl(write_lines(tmp_path / "evil.jsonl", line))
     assert report.added == {} and len(report.errors) == 1
     number, message = report.errors[0]
