@@ -33,7 +33,7 @@ from memory.records import from_json, to_json
 
 FORMAT = "hearth-export"
 VERSION = 1
-MAX_LINE_BYTES = 32 * 2**20
+MAX_LINE_BYTES = 16 * 2**20
 """The longest line an import reads (a message holds at most ~4 MB of text); a longer one
 is reported and skipped without being read into memory, and export never writes one."""
 # Surrogate keys are not exported (the importing store numbers its own rows).
