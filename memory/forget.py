@@ -32,6 +32,7 @@ from memory.db import purge_disk, write
 from memory.defuse import recorded_forms
 from memory.errors import NotFoundError
 from memory.ids import now_iso
+from memory.ingest import display_name
 from memory.records import ForgetReport, from_json, to_json
 
 FORGOTTEN = "[forgotten]"
@@ -288,6 +289,7 @@ def forget_conversation(db: Database, conversation_id: str, purge: bool = True) 
 
 def forget_document(db: Database, document: str, purge: bool = True) -> ForgetReport:
     """Forget an ingested document (by id or by path) and all its chunks."""
+    document = display_name(document)  # as ingest stored it (a non-UTF-8 name as \\xNN)
     with write(db):
         row = db.execute(
             "SELECT id, path FROM documents WHERE id = ? OR path = ?", [document, document]

@@ -389,6 +389,7 @@ def list_documents(db: Database) -> list[DocumentRecord]:
 
 def document_chunks(db: Database, document: str) -> list[str]:
     """The chunk texts of a document (by id or path), in order."""
+    document = display_name(document)
     row = db.execute(
         "SELECT id FROM documents WHERE id = ? OR path = ?", [document, document]
     ).fetchone()

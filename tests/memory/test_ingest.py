@@ -203,6 +203,9 @@ def test_a_file_name_that_is_not_utf8_does_not_abort_the_folder(
     assert all(p.encode("utf-8") for p in report.added)
     assert store.ingest(docs).skipped_unchanged  # the stored name is stable
     assert len(store.list_documents()) == 2
+    assert store.document_chunks(str(odd)) == ["a note about the cafe"]  # by its real path
+    store.forget_document(str(odd))
+    assert len(store.list_documents()) == 1
 
 
 def test_a_nul_byte_after_the_first_8_kb_is_binary(store: Store, tmp_path: Path) -> None:
