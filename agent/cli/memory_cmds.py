@@ -131,6 +131,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     print(report.summary())
     for line, err in report.errors[:10]:
         print(f"  line {line}: {err}", file=sys.stderr)
+    if len(report.errors) > 10:
+        print(f"  ... and {len(report.errors) - 10} more lines with errors", file=sys.stderr)
     return 0 if not report.errors else 1
 
 
