@@ -3,10 +3,10 @@ the bytes on disk.
 
 Forgetting a memory (with the versions it replaced), a message, a conversation or a document:
 1. deletes the rows (triggers drop their FTS entries, embeddings and queue rows);
-2. scrubs copies of the text kept elsewhere, in every form it was recorded in (as typed and
-   defused, `memory.defuse`): the prompt messages and hits recorded with later answers,
-   corrections, and conversation titles (a title is the start of its first message) become
-   "[forgotten]"; a forgotten document's name goes from the prompts that cited it;
+2. scrubs copies of the text kept elsewhere, in every form it was recorded in (as typed, and
+   as `agent.prompt.defuse` quotes it): the prompt messages and hits recorded with later
+   answers, corrections, and conversation titles (a title is the start of its first message)
+   become "[forgotten]"; a forgotten document's name goes from the prompts that cited it;
 3. flags every accepted answer that was deleted or scrubbed in `forgotten_examples` (ids only),
    so the adapter layer retrains without it (`forget_generation`, `forgotten_since`);
 4. writes an audit row (kind, ids, time; never content);
@@ -28,8 +28,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from agent.prompt import defuse
 from memory.db import purge_disk, write
-from memory.defuse import recorded_forms
 from memory.errors import NotFoundError
 from memory.ids import now_iso
 from memory.ingest import display_name
@@ -53,8 +53,9 @@ def _lines(texts: Iterable[str]) -> list[str]:
 
 
 def _forms(texts: Iterable[str]) -> list[str]:
-    """Every recorded form of every text, longest first."""
-    return sorted({f for t in texts for f in recorded_forms(t)}, key=len, reverse=True)
+    """Every form each text can be recorded in inside a prompt (as typed, and as the prompt
+    layer quotes it, defused), longest first."""
+    return sorted({f for t in texts for f in (t, defuse(t))}, key=len, reverse=True)
 
 
 def _needles(texts: list[str]) -> list[str]:
