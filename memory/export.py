@@ -24,10 +24,10 @@ from typing import Any, BinaryIO
 
 from sqlite_utils import Database
 
-from agent import paths
+from agent.foundation import paths
+from agent.foundation.ids import new_id, now_iso
 from memory.db import write
 from memory.errors import StoreError
-from memory.ids import new_id, now_iso
 from memory.import_schema import LOCAL_SETTINGS, RECORD_TYPES, BadRecord, RecordType, show, validate
 from memory.records import from_json, to_json
 

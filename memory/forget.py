@@ -4,7 +4,7 @@ the bytes on disk.
 Forgetting a memory (with the versions it replaced), a message, a conversation or a document:
 1. deletes the rows (triggers drop their FTS entries, embeddings and queue rows);
 2. scrubs copies of the text kept elsewhere, in every form it was recorded in (as typed, and
-   as `agent.prompt.defuse` quotes it): the prompt messages and hits recorded with later
+   as `agent.llm.prompt.defuse` quotes it): the prompt messages and hits recorded with later
    answers, corrections, and conversation titles (a title is the start of its first message)
    become "[forgotten]"; a forgotten document's name goes from the prompts that cited it;
 3. flags every accepted answer that was deleted or scrubbed in `forgotten_examples` (ids only),
@@ -28,10 +28,10 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from agent.prompt import defuse
+from agent.foundation.ids import now_iso
+from agent.llm.prompt import defuse
 from memory.db import purge_disk, write
 from memory.errors import NotFoundError
-from memory.ids import now_iso
 from memory.ingest import display_name
 from memory.records import ForgetReport, from_json, to_json
 

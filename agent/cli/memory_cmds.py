@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 
 def register(sub: Any) -> None:
     mem = sub.add_parser("memory", help="what Hearth knows about you: facts and preferences")
@@ -62,7 +64,7 @@ def register(sub: Any) -> None:
 
 
 def store() -> Any:
-    from memory.store import Store
+    from memory.store import Store  # lazy: imports numpy and sqlite-utils
 
     return Store.open()
 
@@ -116,7 +118,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from memory.export import export_target  # lazily, like store()
+    from memory.export import export_target  # lazy: imports sqlite-utils, like store()
 
     dest = export_target(args.path)
     n = store().export_jsonl(dest)
@@ -137,8 +139,6 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     s = store()
     bar = tqdm(file=sys.stderr, leave=False, dynamic_ncols=True, disable=not sys.stderr.isatty())
 

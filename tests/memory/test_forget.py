@@ -202,7 +202,7 @@ def test_vacuum_runs_only_when_much_is_free(store: Store, vacuum_mode: str) -> N
 
 def answer_with_prompt(store: Store, question: str) -> str:
     """Record an answer whose prompt is built by the real prompt layer from a search."""
-    from agent.prompt import user_content
+    from agent.llm.prompt import user_content
 
     hits = store.search(question, k=3)
     cid = store.new_conversation()
@@ -223,7 +223,7 @@ def test_forget_finds_the_defused_copy_in_later_prompts(store: Store) -> None:
 
 def test_forget_first_message_scrubs_the_title(store: Store) -> None:
     """Issue 11 defect 4b: the title (the first 60 characters of the first message, as
-    `agent.turn` makes it) kept a forgotten first message."""
+    `agent.core.turn` makes it) kept a forgotten first message."""
     text = f"My bank PIN is {MARKER} and my mother's maiden name is Quux, please note both."
     cid = store.new_conversation(title=text[:60])
     uid = store.add_message(cid, "user", text)

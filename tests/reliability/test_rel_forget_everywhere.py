@@ -52,8 +52,8 @@ def assert_nothing_left(home: Path, markers: dict[str, str]) -> None:
 def test_a_marker_through_every_memory_door_leaves_no_byte_under_hearth_home(
     tiny_runtime: Any, hearth_home: Path, tmp_path: Path
 ) -> None:
-    from agent.runtime import SamplingOptions
-    from agent.turn import Chat
+    from agent.core.turn import Chat
+    from agent.llm.runtime import SamplingOptions
     from memory.embed import HashEmbedder
     from memory.store import Store
 
