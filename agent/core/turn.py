@@ -90,6 +90,7 @@ class Chat:
         self.history: list[dict[str, str]] = []
         self.last_answer_id: str | None = None
         self.pending_suggestions: list[Any] = []
+        self.pending_forget: list[str] = []  # memory ids listed by /forget TEXT, for /forget yes
         self._adapter_key: Any = object()  # what the registry said at the last sync
         if conversation_id:
             self._load_history(conversation_id)
