@@ -89,3 +89,69 @@ def test_a_marker_through_every_memory_door_leaves_no_byte_under_hearth_home(
         assert_nothing_left(hearth_home, MARKERS)
         assert [c.title for c in store.list_conversations()].count("[forgotten]") == 1
     assert_nothing_left(hearth_home, MARKERS)  # and after closing
+
+
+# -- the adapter and agent doors (issue 11b) --------------------------------------------------
+
+ADAPTER_MARKERS = {
+    "crash": "Zq7crs4x",
+    "training run": "Zq7run4x",
+    "adapter": "Zq7adp4x",
+}
+
+
+def test_a_marker_through_crash_training_run_and_adapter_leaves_no_byte(
+    tiny_model_dir: Path, hearth_home: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A crashing command that carried a marker, a failed refresh whose run folder holds the
+    accepted answers, and a (retired) adapter trained on them: after the conversations are
+    forgotten through the one forget path, no byte is left and the adapter's folder is gone."""
+    import sys
+
+    import pytest
+
+    from adapters.jobs import refresh
+    from adapters.training import registry
+    from adapters.training.config import RefreshPolicy, TrainConfig
+    from adapters.training.errors import AdapterError
+    from agent.core.forgetting import forget
+    from agent.foundation.errors import log_crash
+    from memory.embed import HashEmbedder
+    from memory.store import Store
+    from tests.adapters.adapter_helpers import seed
+    from tests.conftest import write_lora_adapter
+
+    m = ADAPTER_MARKERS
+    monkeypatch.setattr(sys, "argv", ["hearth", "ask", f"my code is {m['crash']} really"])
+    log_crash(RuntimeError(f"choked on {m['crash']!r}"), "cli")  # what main() does on a crash
+    with Store.open(embedder=HashEmbedder()) as store:
+        ids = seed(store, [(f"question {i}", f"{m['training run']} {m['adapter']} answer {i}")
+                           for i in range(4)])
+        policy = RefreshPolicy(min_accepted=3, min_valid=1, skip_on_battery=False,
+                               skip_if_active_minutes=0)
+        with pytest.raises(AdapterError, match="cannot load the base model"):  # dies after the run dir
+            refresh.refresh(store, registry.Base("gone", tmp_path / "none", "c0"), policy,
+                            TrainConfig(iters=1), force=True)
+        base = registry.Base("tiny", tiny_model_dir, "tiny-checksum")
+        versions = []
+        for n, trained_on in ((1, ids), (2, [])):  # v1 learned the answers, then v2 replaces it
+            version = registry.begin(store, base, f"snap-{n}", 4, 1, {})
+            src = write_lora_adapter(tiny_model_dir, tmp_path / f"src{n}", seed=n)
+            folder = registry.write_folder(version, src, {"base_model_id": "tiny",
+                                                          "message_ids": trained_on,
+                                                          "base_checksum": "tiny-checksum"})
+            registry.record(store, version, folder, True, "promote", "test", {})
+            versions.append(version)
+        learned = registry.root() / versions[0]
+        assert store.get_adapter_version(versions[0])["status"] == "retired" and learned.is_dir()
+        assert files_holding(hearth_home, m["training run"]) and files_holding(hearth_home, m["adapter"])
+        crash_log = hearth_home / "data" / "logs" / "crash.log"
+        assert "RuntimeError" in crash_log.read_text()  # the crash was logged, its text never was
+        assert not files_holding(hearth_home, m["crash"])
+
+        for mid in ids:
+            forget(store, "conversation", store.get_message(mid).conversation_id)
+        assert_nothing_left(hearth_home, ADAPTER_MARKERS)
+        assert not learned.exists(), "a retired adapter kept weights trained on forgotten answers"
+        assert (registry.root() / versions[1]).is_dir()
+    assert_nothing_left(hearth_home, ADAPTER_MARKERS)

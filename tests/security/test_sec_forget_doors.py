@@ -2,8 +2,9 @@
 through a crash, a failed training run and an adapter trained on it leaves no byte under
 HEARTH_HOME after it is forgotten (every file scanned), and no adapter that learned it stays.
 
-(Engineer 11a's tests/reliability/test_rel_forget_everywhere.py covers the memory doors:
-memory, message, title, document content and name, with the same scan.)
+tests/reliability/test_rel_forget_everywhere.py holds the class test for every door (11a's
+memory doors and these three, forgotten through `agent.core.forgetting`); the test here takes
+the CLI's door (`hearth memory forget`) instead.
 """
 
 from __future__ import annotations
