@@ -16,7 +16,14 @@ from sqlite_utils import Database
 from agent.foundation.ids import new_id, now_iso
 from memory.db import write
 from memory.errors import NotFoundError, StoreError
-from memory.records import Accepted, ConversationRecord, MessageRecord, from_json, to_json
+from memory.records import (
+    Accepted,
+    ConversationRecord,
+    MessageRecord,
+    final_text,
+    from_json,
+    to_json,
+)
 
 ROLES = ("system", "user", "assistant")
 FEEDBACK_KINDS = ("accepted", "rejected", "edited")
@@ -188,7 +195,7 @@ def accepted_examples(
         Accepted(
             message_id=row["message_id"],
             prompt_messages=from_json(row["prompt_messages"], []),
-            target=row["edited_text"] or row["text"],
+            target=final_text(row["text"], row["edited_text"]),
             created_at=row["created_at"],
             forgotten=bool(row["forgotten"]),
         )

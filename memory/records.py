@@ -32,6 +32,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def final_text(text: str, edited_text: str | None) -> str:
+    """An answer's final text, the one rule for it: the latest edit wins, whatever verdict
+    (accepted, rejected) follows it; with no edit it is the answer as generated. The chat
+    shows it, a resumed conversation continues from it, and training learns it.
+
+    >>> final_text("draft", None), final_text("draft", "fixed")
+    ('draft', 'fixed')
+    """
+    return edited_text if edited_text else text
+
+
 @dataclass(frozen=True)
 class ConversationRecord:
     id: str
@@ -62,6 +73,11 @@ class MessageRecord:
     tokens_per_s: float | None = None
     feedback: str | None = None
     edited_text: str | None = None
+
+    @property
+    def final_text(self) -> str:
+        """The answer as the user last left it (`final_text`: the latest edit wins)."""
+        return final_text(self.text, self.edited_text)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> MessageRecord:

@@ -23,6 +23,8 @@ from agent.llm import convert, models
 if TYPE_CHECKING:
     from agent.core.turn import Chat
     from agent.llm.runtime import Runtime, SamplingOptions
+    from memory.records import MessageRecord
+    from memory.retrieval import Hit
     from memory.store import Store
 
 SAMPLING_KEY = "sampling"
@@ -92,40 +94,25 @@ def offline() -> bool:
 # -- conversations -------------------------------------------------------------------------
 
 
-def field(row: Any, name: str, default: Any = None) -> Any:
-    """Read `name` from a record dataclass or a dict alike.
-
-    >>> field({"a": 1}, "a"), field(object(), "a", 0)
-    (1, 0)
-    """
-    if isinstance(row, dict):
-        return row.get(name, default)
-    return getattr(row, name, default)
+def shown_text(message: MessageRecord) -> str:
+    """An answer as the user last left it (memory's one rule: the latest edit wins)."""
+    return message.final_text
 
 
-def shown_text(message: Any) -> str:
-    """An answer as the user last left it: their correction when they edited it."""
-    edited = field(message, "edited_text")
-    if field(message, "feedback") == "edited" and edited:
-        return str(edited)
-    return str(field(message, "text", ""))
-
-
-def conversation(store: Store, conversation_id: str) -> list[Any]:
+def conversation(store: Store, conversation_id: str) -> list[MessageRecord]:
     """The user and assistant messages of a stored conversation, oldest first."""
     rows = store.conversation_messages(conversation_id)
-    return [m for m in rows if field(m, "role") in ("user", "assistant")]
+    return [m for m in rows if m.role in ("user", "assistant")]
 
 
-def resume(chat: Chat, conversation_id: str, messages: Iterable[Any]) -> None:
+def resume(chat: Chat, conversation_id: str, messages: Iterable[MessageRecord]) -> None:
     """Point `chat` at a stored conversation so the next `send` continues it."""
     chat.new_conversation()
     chat.conversation_id = conversation_id
     for m in messages:
-        role = field(m, "role")
-        chat.history.append({"role": role, "content": shown_text(m)})
-        if role == "assistant":
-            chat.last_answer_id = field(m, "id")
+        chat.history.append({"role": m.role, "content": shown_text(m)})
+        if m.role == "assistant":
+            chat.last_answer_id = m.id
 
 
 def carry_over(old: Chat, new: Chat) -> None:
@@ -135,10 +122,14 @@ def carry_over(old: Chat, new: Chat) -> None:
     new.last_answer_id = old.last_answer_id
 
 
-def sources(hits: Iterable[Any] | None) -> list[tuple[str, str]]:
-    """(label, text) pairs for the sources an answer used (Hit objects or stored dicts)."""
-    return [(str(field(h, "source", "") or field(h, "kind", "")), str(field(h, "text", "")))
-            for h in hits or []]
+def sources(hits: Iterable[Hit | dict[str, Any]] | None) -> list[tuple[str, str]]:
+    """(label, text) pairs for the sources an answer used: live `Hit`s, or the dicts a
+    stored message keeps (`Hit.to_dict()`)."""
+    pairs = []
+    for hit in hits or []:
+        data = hit if isinstance(hit, dict) else hit.to_dict()
+        pairs.append((str(data.get("source") or data.get("kind") or ""), str(data.get("text") or "")))
+    return pairs
 
 
 class _StoreOnly:
