@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,7 +35,6 @@ MANIFEST = "hearth-adapter.json"
 FORMAT_VERSION = 1
 ADAPTER_FILES = ("adapter_config.json", "adapters.safetensors")
 HISTORY_KEY = "adapters.activation_history"
-PAUSE_ENV = "HEARTH_ADAPTERS_PAUSE_AT"  # tests: stop at a promotion stage so it can be killed
 _VERSION = re.compile(r"^v(\d+)$")
 
 
@@ -64,13 +62,6 @@ class Base:
 
 def root() -> Path:
     return paths.adapters_dir()
-
-
-def _pause(stage: str) -> None:
-    """Test hook: with HEARTH_ADAPTERS_PAUSE_AT=<stage>, announce the stage and wait to be killed."""
-    if os.environ.get(PAUSE_ENV) == stage:
-        (root() / f".paused-{stage}").write_text(str(os.getpid()))
-        time.sleep(600)
 
 
 # -- versions and lineage --------------------------------------------------------------------
@@ -114,13 +105,11 @@ def write_folder(version: str, adapter_dir: Path, lineage: dict[str, Any]) -> Pa
         for f in tmp.iterdir():
             os.chmod(f, 0o600)
         files.fsync_tree(tmp)
-        _pause("copied")
         os.rename(tmp, target)
         files.fsync_dir(root())
     except BaseException:
         files.remove_tree(tmp)
         raise
-    _pause("renamed")
     return target
 
 
@@ -130,7 +119,6 @@ def record(store: RegistryStore, version: str, folder: Path, promote: bool, verd
     status = "candidate" if promote else "rejected"
     store.update_adapter_version(version, path=str(folder), status=status, verdict=verdict,
                                  reason=reason, metrics=metrics)
-    _pause("recorded")
     if promote:
         _activate_row(store, version)
 
