@@ -9,8 +9,7 @@ thread (`tui.model_thread`); they say so.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from adapters.jobs import refresh
@@ -185,51 +184,30 @@ def local_models() -> list[str]:
 # -- adapters ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ColdStart:
-    """How close the user is to their first (or next) personal adapter."""
-
-    accepted: int
-    """Accepted or edited answers that can be trained on."""
-    threshold: int
-    """Below this many no adapter is trained (the refresh policy's `min_accepted`)."""
-    new_needed: int
-    """New accepted answers a scheduled refresh waits for after the active adapter."""
-    new_since_active: int | None
-    """Accepted answers the active adapter has not seen (None: no adapter yet)."""
-
-    @property
-    def reached(self) -> bool:
-        return self.accepted >= self.threshold
-
-    def summary(self) -> str:
-        """One short line for the adapters screen (a gauge sits beside it).
-
-        >>> ColdStart(7, 20, 10, None).summary()
-        'Accepted answers 7/20: 13 more before the first adapter'
-        >>> ColdStart(25, 20, 10, 3).summary()
-        'Accepted answers 25: 3 new since the active adapter'
-        """
-        if not self.reached:
-            more = self.threshold - self.accepted
-            return f"Accepted answers {self.accepted}/{self.threshold}: {more} more before the first adapter"
-        if self.new_since_active is None:
-            return f"Accepted answers {self.accepted}: enough to train an adapter (t)"
-        return f"Accepted answers {self.accepted}: {self.new_since_active} new since the active adapter"
+ColdStart = refresh.ColdStart
+"""How close the user is to their first (or next) personal adapter: the refresh's own count."""
 
 
 def cold_start(store: Store) -> ColdStart:
-    policy = refresh.settings(store)[2]
-    accepted = {a.message_id for a in store.accepted_examples()}
-    active = store.active_adapter()
-    since = None
-    if active is not None and active.get("path"):
-        try:
-            seen = set(registry.read_manifest(Path(active["path"])).get("message_ids", []))
-        except Exception:  # noqa: BLE001 - an unreadable manifest: count everything as new
-            seen = set()
-        since = len(accepted - seen)
-    return ColdStart(len(accepted), int(policy.min_accepted), int(policy.min_new_accepted), since)
+    """The gauge's numbers, counted exactly as the next refresh will decide."""
+    return refresh.cold_start(store)
+
+
+def cold_start_summary(gauge: ColdStart) -> str:
+    """One short line for the adapters screen (a gauge sits beside it).
+
+    >>> cold_start_summary(ColdStart(7, 20, 7, 10, None, ""))
+    'Accepted answers 7/20: 13 more before the first adapter'
+    >>> cold_start_summary(ColdStart(25, 20, 3, 10, "v2", ""))
+    'Accepted answers 25: 3 new since v2 (10 retrain it)'
+    """
+    if not gauge.reached:
+        more = gauge.needed - gauge.count
+        return f"Accepted answers {gauge.count}/{gauge.needed}: {more} more before the first adapter"
+    if gauge.latest is None:
+        return f"Accepted answers {gauge.count}: enough to train an adapter (t)"
+    return (f"Accepted answers {gauge.count}: {gauge.new} new since {gauge.latest} "
+            f"({gauge.new_needed} retrain it)")
 
 
 def adapter_versions(store: Store) -> list[dict[str, Any]]:

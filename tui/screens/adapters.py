@@ -112,9 +112,9 @@ class AdaptersScreen(Screen[None]):
             self.query_one("#detail", Static).update(
                 "No adapters yet. Accept or edit answers in Chat; past the threshold, "
                 "t trains the first one.")
-        self.query_one("#cold-label", Label).update(gauge.summary() + "  ")
+        self.query_one("#cold-label", Label).update(services.cold_start_summary(gauge) + "  ")
         self.query_one("#cold-bar", ProgressBar).update(
-            total=max(gauge.threshold, 1), progress=min(gauge.accepted, gauge.threshold))
+            total=max(gauge.needed, 1), progress=min(gauge.count, gauge.needed))
 
     @on(DataTable.RowHighlighted, "#versions")
     def highlighted(self, event: DataTable.RowHighlighted) -> None:
