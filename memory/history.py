@@ -9,7 +9,7 @@ Functions take a sqlite-utils `Database`; `Store` wraps them. Forgetting lives i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from sqlite_utils import Database
 
@@ -19,14 +19,16 @@ from memory.errors import NotFoundError, StoreError
 from memory.records import (
     Accepted,
     ConversationRecord,
+    FeedbackKind,
     MessageRecord,
+    Role,
     final_text,
     from_json,
     to_json,
 )
 
-ROLES = ("system", "user", "assistant")
-FEEDBACK_KINDS = ("accepted", "rejected", "edited")
+ROLES: tuple[Role, ...] = get_args(Role)
+FEEDBACK_KINDS: tuple[FeedbackKind, ...] = get_args(FeedbackKind)
 MESSAGE_META = (
     "model_id",
     "adapter_version",

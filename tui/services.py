@@ -22,7 +22,7 @@ from agent.llm import convert, models
 if TYPE_CHECKING:
     from agent.core.turn import Chat
     from agent.llm.runtime import Runtime, SamplingOptions
-    from memory.records import MessageRecord
+    from memory.records import AdapterRecord, MessageRecord
     from memory.retrieval import Hit
     from memory.store import Store
 
@@ -210,7 +210,7 @@ def cold_start_summary(gauge: ColdStart) -> str:
             f"({gauge.new_needed} retrain it)")
 
 
-def adapter_versions(store: Store) -> list[dict[str, Any]]:
+def adapter_versions(store: Store) -> list[AdapterRecord]:
     """Registry rows, newest first."""
     return list(reversed(store.list_adapter_versions()))
 

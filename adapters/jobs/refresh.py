@@ -23,7 +23,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -232,7 +232,7 @@ def _latest_trained(store: Store) -> dict[str, Any] | None:
     return None
 
 
-def _trained_ids(row: dict[str, Any] | None) -> set[str]:
+def _trained_ids(row: Mapping[str, Any] | None) -> set[str]:
     if not row or not row.get("path"):
         return set()
     try:

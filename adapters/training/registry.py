@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,9 +44,9 @@ class RegistryStore(Protocol):
 
     def add_adapter_version(self, **fields: Any) -> str: ...
     def update_adapter_version(self, id: str, **fields: Any) -> None: ...
-    def get_adapter_version(self, id: str) -> dict[str, Any]: ...
-    def list_adapter_versions(self) -> list[dict[str, Any]]: ...
-    def active_adapter(self) -> dict[str, Any] | None: ...
+    def get_adapter_version(self, id: str) -> Mapping[str, Any]: ...
+    def list_adapter_versions(self) -> Sequence[Mapping[str, Any]]: ...
+    def active_adapter(self) -> Mapping[str, Any] | None: ...
     def set_active_adapter(self, id: str | None) -> None: ...
     def get_setting(self, key: str, default: Any = None) -> Any: ...
     def set_setting(self, key: str, value: Any) -> None: ...
@@ -160,14 +161,14 @@ def verify(folder: Path, base_checksum: str | None = None) -> dict[str, Any]:
     return manifest
 
 
-def get(store: RegistryStore, version: str) -> dict[str, Any]:
+def get(store: RegistryStore, version: str) -> Mapping[str, Any]:
     try:
         return store.get_adapter_version(version)
     except Exception as exc:  # the Store raises its own NotFoundError
         raise AdapterError(f"no adapter version {version!r}; see `hearth adapters list`") from exc
 
 
-def servable(row: dict[str, Any], base_checksum: str | None) -> Path:
+def servable(row: Mapping[str, Any], base_checksum: str | None) -> Path:
     """The row's folder if it may be served on this base; AdapterError says why not."""
     if row.get("status") in ("rejected", "training", "failed") or not row.get("path"):
         raise AdapterError(f"adapter {row['id']} is {row.get('status')} and is never served; "
