@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from adapters.jobs import conditions
 from adapters.training import evaluate, files, gate, registry
@@ -48,12 +48,15 @@ LOG_NAME = "refresh.jsonl"
 BASE_PROBE_KEY = "adapters.base_probe"
 
 
+RefreshStatus = Literal["busy", "skipped", "cold_start", "up_to_date", "deactivated",
+                        "promoted", "rejected"]
+
+
 @dataclass
 class RefreshResult:
-    """What a refresh did: status is one of busy, skipped, cold_start, up_to_date,
-    deactivated, promoted, rejected."""
+    """What a refresh did (`status`) and why (`reason`)."""
 
-    status: str
+    status: RefreshStatus
     reason: str
     version: str | None = None
     verdict: Verdict | None = None
@@ -296,7 +299,7 @@ def train_and_judge(store: Store, base: registry.Base, snapshot: Snapshot, confi
         registry.fail(store, version, f"{type(exc).__name__}: {exc}")
         raise
     files.remove_tree(run_dir)  # holds copies of the user's answers; the lineage stays
-    status = "promoted" if verdict.promote else "rejected"
+    status: RefreshStatus = "promoted" if verdict.promote else "rejected"
     return RefreshResult(status, f"{version} {status}: {verdict.reason}", version, verdict)
 
 
