@@ -26,8 +26,7 @@ import os
 import re
 import shutil
 import tempfile
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -42,7 +41,6 @@ MANIFEST = "hearth-adapter.json"
 FORMAT_VERSION = 1
 ADAPTER_FILES = ("adapter_config.json", "adapters.safetensors")
 HISTORY_KEY = "adapters.activation_history"
-PAUSE_ENV = "HEARTH_ADAPTERS_PAUSE_AT"  # tests: stop at a promotion stage so it can be killed
 _VERSION = re.compile(r"^v(\d+)$")
 
 
@@ -51,9 +49,9 @@ class RegistryStore(Protocol):
 
     def add_adapter_version(self, **fields: Any) -> str: ...
     def update_adapter_version(self, id: str, **fields: Any) -> None: ...
-    def get_adapter_version(self, id: str) -> dict[str, Any]: ...
-    def list_adapter_versions(self) -> list[dict[str, Any]]: ...
-    def active_adapter(self) -> dict[str, Any] | None: ...
+    def get_adapter_version(self, id: str) -> Mapping[str, Any]: ...
+    def list_adapter_versions(self) -> Sequence[Mapping[str, Any]]: ...
+    def active_adapter(self) -> Mapping[str, Any] | None: ...
     def set_active_adapter(self, id: str | None) -> None: ...
     def get_setting(self, key: str, default: Any = None) -> Any: ...
     def set_setting(self, key: str, value: Any) -> None: ...
@@ -86,16 +84,9 @@ def folder_for(version: str) -> Path:
     return root() / version
 
 
-def has_files(row: dict[str, Any]) -> bool:
+def has_files(row: Mapping[str, Any]) -> bool:
     """Whether a row's version finished training and its folder was not deleted."""
     return bool(row.get("path")) and bool(_VERSION.match(str(row.get("id"))))
-
-
-def _pause(stage: str) -> None:
-    """Test hook: with HEARTH_ADAPTERS_PAUSE_AT=<stage>, announce the stage and wait to be killed."""
-    if os.environ.get(PAUSE_ENV) == stage:
-        (root() / f".paused-{stage}").write_text(str(os.getpid()))
-        time.sleep(600)
 
 
 # -- versions and lineage --------------------------------------------------------------------
@@ -139,13 +130,11 @@ def write_folder(version: str, adapter_dir: Path, lineage: dict[str, Any]) -> Pa
         for f in tmp.iterdir():
             os.chmod(f, 0o600)
         files.fsync_tree(tmp)
-        _pause("copied")
         os.rename(tmp, target)
         files.fsync_dir(root())
     except BaseException:
         files.remove_tree(tmp)
         raise
-    _pause("renamed")
     return target
 
 
@@ -155,7 +144,6 @@ def record(store: RegistryStore, version: str, folder: Path, promote: bool, verd
     status = "candidate" if promote else "rejected"
     store.update_adapter_version(version, path=str(folder), status=status, verdict=verdict,
                                  reason=reason, metrics=metrics)
-    _pause("recorded")
     if promote:
         _activate_row(store, version)
 
@@ -198,7 +186,7 @@ def verify(folder: Path, base_checksum: str | None = None) -> dict[str, Any]:
     return manifest
 
 
-def get(store: RegistryStore, version: str) -> dict[str, Any]:
+def get(store: RegistryStore, version: str) -> Mapping[str, Any]:
     try:
         return store.get_adapter_version(version)
     except Exception as exc:  # the Store raises its own NotFoundError
@@ -218,7 +206,7 @@ def trained_on(version: str) -> set[str]:
         return set()
 
 
-def servable(row: dict[str, Any], base_checksum: str | None,
+def servable(row: Mapping[str, Any], base_checksum: str | None,
              forgotten: set[str] | None = None) -> Path:
     """The row's folder if it may be served on this base; AdapterError says why not.
 
