@@ -179,8 +179,9 @@ def review(store: Any, experiment: dict[str, Any] | str | None = None) -> Decisi
     on a decision. Returns the decision now (None: no trial running)."""
     if isinstance(experiment, str):
         experiment = store.get_experiment(experiment)
-    experiment = experiment or store.running_experiment()
-    if experiment is None or experiment["status"] != "running":
+    if experiment is None:
+        experiment = store.running_experiment()
+    if not isinstance(experiment, dict) or experiment["status"] != "running":
         return None
     rule = rule_for(store, experiment)
     decision = ab_stats.decide(counts(store, experiment["id"]), rule)

@@ -188,7 +188,7 @@ def rated_answers(db: Database, adapter_version: str | None = None, since: str |
                   limit: int | None = None, kinds: tuple[str, ...] | None = None) -> list[RatedAnswer]:
     """Rated answers, newest first: served by `adapter_version` ('' = the base model; None =
     any), given after `since`, of the feedback `kinds` if given."""
-    sql, params = _RATED + " AND f.kind IS NOT NULL", []
+    sql, params = _RATED + " AND f.kind IS NOT NULL", list[Any]()
     if adapter_version is not None:
         sql += " AND coalesce(m.adapter_version, '') = ?"
         params.append(adapter_version)
@@ -207,7 +207,7 @@ def rated_answers(db: Database, adapter_version: str | None = None, since: str |
 
 def recent_questions(db: Database, limit: int, since: str | None = None) -> list[str]:
     """The newest user messages' text, newest first."""
-    sql, params = "SELECT text FROM messages WHERE role = 'user'", []
+    sql, params = "SELECT text FROM messages WHERE role = 'user'", list[Any]()
     if since is not None:
         sql += " AND created_at >= ?"
         params.append(since)
