@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adapters import conditions, files, registry
+from adapters import conditions, drift, files, registry
 from adapters.config import GateConfig, RefreshPolicy, TrainConfig
 from adapters.dataset import Snapshot, make_snapshot
 from adapters.errors import AdapterError
@@ -127,6 +127,7 @@ def _refresh(store: Any, base: registry.Base, policy: RefreshPolicy, config: Tra
     latest = _latest_trained(store)  # new data counts from the last version trained, kept or not
     new = len(set(snapshot.message_ids) - _trained_ids(latest))
     counts = {"accepted": n, "new": new, "forgotten_in_active": len(forgotten)}
+    stale = _stale(store, log)
     if n < policy.min_accepted:
         if forgotten and active is not None:
             store.set_active_adapter(None)
@@ -137,7 +138,7 @@ def _refresh(store: Any, base: registry.Base, policy: RefreshPolicy, config: Tra
         return RefreshResult("cold_start", f"{n}/{policy.min_accepted} accepted answers: the "
                              "adapter trains from there; prompt examples and retrieval "
                              "personalise until then", counts=counts)
-    if not force and not forgotten:
+    if not force and not forgotten and not stale:
         if latest is not None and new < policy.min_new_accepted:
             return RefreshResult("up_to_date", f"{new}/{policy.min_new_accepted} new accepted "
                                  f"answers since {latest['id']} ({latest['status']}): nothing "
@@ -155,6 +156,20 @@ def _refresh(store: Any, base: registry.Base, policy: RefreshPolicy, config: Tra
                           "model serves now")
     result.counts.update(counts)
     return result
+
+
+def _stale(store: Any, log: _Log) -> str | None:
+    """Run the drift monitor; a stale serving adapter is retrained without waiting for
+    `min_new_accepted` new answers."""
+    try:
+        drift.check(store, embedder=getattr(store, "embedder", None))
+        reason = drift.stale_reason(store)
+    except Exception as exc:  # noqa: BLE001 - the monitor must never stop a refresh
+        log({"event": "warning", "note": f"drift check failed: {exc}"})
+        return None
+    if reason:
+        log({"event": "stale", "note": reason})
+    return reason
 
 
 def skip_reason(store: Any, policy: RefreshPolicy) -> str | None:

@@ -130,13 +130,14 @@ def write_folder(version: str, adapter_dir: Path, lineage: dict[str, Any]) -> Pa
 
 
 def record(store: RegistryStore, version: str, folder: Path, promote: bool, verdict: str,
-           reason: str, metrics: dict[str, Any]) -> None:
-    """Store the outcome on the row; a promoted version becomes active last."""
+           reason: str, metrics: dict[str, Any], activate: bool = True) -> None:
+    """Store the outcome on the row; a promoted version becomes active last (unless
+    `activate` is False: it waits as a gated candidate, e.g. for an A/B trial)."""
     status = "candidate" if promote else "rejected"
     store.update_adapter_version(version, path=str(folder), status=status, verdict=verdict,
                                  reason=reason, metrics=metrics)
     _pause("recorded")
-    if promote:
+    if promote and activate:
         _activate_row(store, version)
 
 

@@ -125,12 +125,16 @@ class HearthApp(App[int]):
             backend = self.model_thread.call(services.backend_label)
             chat = services.new_chat(runtime, self.store, options)
             notice = self.model_thread.call(services.sync_adapter, chat)
+            stale = services.drift_status(self.store)
         except ModelThreadClosed:
             return  # quitting
         except Exception as exc:  # noqa: BLE001 - shown to the user, never a traceback
             self.call_from_thread(self._model_failed, exc)
             return
         self.call_from_thread(self._model_ready, runtime, chat, backend, notice)
+        if stale:
+            self.call_from_thread(self.set_status, stale=stale)
+            self.call_from_thread(self.notify, f"{stale}; the next refresh retrains it")
 
     def _conversion(self, done: int, total: int) -> None:
         percent = int(100 * done / total) if total else 0

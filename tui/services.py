@@ -293,3 +293,11 @@ def stop_experiment(store: Store) -> str:
     from adapters import experiments
 
     return experiments.stop(store)
+
+
+def drift_status(store: Store) -> str | None:
+    """Run the drift monitor on acceptance; why the serving adapter is stale, or None."""
+    from adapters import drift
+
+    drift.check(store)
+    return drift.stale_reason(store)
