@@ -2,10 +2,11 @@
 
 Two signals, either marks the active adapter stale (a setting the refresh policy reads: the
 next scheduled refresh then trains even without `min_new_accepted` new answers):
-- **acceptance**: the rate over the last `window` rated answers it served has a 95% Wilson
-  upper bound below its *launch rate* (its first `window` rated answers, or its arm's rate in
-  the A/B trial that promoted it). With a window of 20 and a launch rate of 0.8, a fall to
-  0.3 is flagged once about 12 of the 20 answers in the window come from after the change.
+- **acceptance**: the 95% Wilson interval of the last `window` rated answers it served lies
+  wholly below the interval of its *launch rate* (its first `window` rated answers, or its
+  arm's answers in the A/B trial that promoted it): "clearly below", so that checking after
+  every answer rarely raises a false alarm (two disjoint 95% intervals: p < 0.01 each look).
+  With a window of 20, a fall from 0.85 to 0.2 is flagged within the window (test_drift).
 - **questions**: the cosine distance between the centroid of the last `window` questions and
   the centroid of the questions the adapter was trained on (its manifest's message ids)
   exceeds `max_question_distance` (needs an embedder; skipped without one).
@@ -138,10 +139,11 @@ def check(store: Any, config: DriftConfig | None = None, embedder: Any = None,
     launch = launch_rate(store, version, config.window)
     window = _ok(store.rated_answers(adapter_version=version, limit=config.window))
     if launch is not None and window[1] >= config.window:
-        upper = ab_stats.wilson(*window)[1]
-        if upper < launch[0] / launch[1]:
+        upper, lower = ab_stats.wilson(*window)[1], ab_stats.wilson(*launch)[0]
+        if upper < lower:
             reasons.append(f"acceptance fell to {window[0]}/{window[1]} (95% upper bound "
-                           f"{upper:.2f}) from {launch[0]}/{launch[1]} at launch")
+                           f"{upper:.2f}) from {launch[0]}/{launch[1]} at launch (lower bound "
+                           f"{lower:.2f})")
     distance = question_distance(store, row, config.window, embedder) if embedder else None
     if distance is not None and distance > config.max_question_distance:
         reasons.append(f"questions moved away from its training data (centroid distance "
