@@ -86,9 +86,9 @@ def preference_pairs(store: Any) -> list[Pair]:
         prompt = list(a.prompt_messages or [])
         if a.kind == "edited" and a.edited_text and a.edited_text.strip() != a.text.strip():
             pairs.append(Pair(prompt, a.edited_text, a.text, "edit", a.message_id))
-        elif a.kind == "rejected" and (chosen := accepted.get(_question(prompt))):
-            if chosen.strip() != a.text.strip():
-                pairs.append(Pair(prompt, chosen, a.text, "reject", a.message_id))
+        elif (a.kind == "rejected" and (chosen := accepted.get(_question(prompt)))
+              and chosen.strip() != a.text.strip()):
+            pairs.append(Pair(prompt, chosen, a.text, "reject", a.message_id))
     return pairs
 
 

@@ -31,6 +31,10 @@ def register(sub: Any) -> None:
     start.set_defaults(handler=cmd_start)
     stop = esub.add_parser("stop", help="end the running trial; the incumbent serves next turn")
     stop.set_defaults(handler=cmd_stop)
+    pref = esub.add_parser("preference", help="train a DPO step on your rejected / edited answers "
+                           "over the serving adapter, gate it, and put it on trial")
+    pref.add_argument("--no-trial", action="store_true", help="gate it but start no trial")
+    pref.set_defaults(handler=cmd_preference)
 
 
 def _store() -> Any:
@@ -121,4 +125,22 @@ def cmd_stop(args: argparse.Namespace) -> int:
     with _store() as store:
         eid = experiments.stop(store)
     print(f"stopped experiment {eid}; the incumbent serves from the next turn")
+    return 0
+
+
+def cmd_preference(args: argparse.Namespace) -> int:
+    from adapters import refresh
+    from adapters.preference import PreferenceConfig
+    from adapters.preference_refresh import preference_refresh
+    from adapters.priority import set_low_priority
+
+    set_low_priority()
+    with _store() as store:
+        _, gate_config, policy = refresh.settings(store)
+        value = store.get_setting("adapters.preference")
+        config = PreferenceConfig(**{k: v for k, v in (value or {}).items()
+                                     if k in PreferenceConfig.__dataclass_fields__})
+        result = preference_refresh(store, getattr(args, "model", None), config, gate_config,
+                                    policy, trial=not args.no_trial)
+    print(f"{result.status}: {result.reason}")
     return 0
