@@ -104,12 +104,14 @@ class PinnedChat(Chat):
         return None
 
 
-def measure(runtime: Any, store: Any, folder: Path, rater: StyleRater, n: int, options: Any) -> float:
+def measure(runtime: Any, store: Any, folder: Path, rater: StyleRater, n: int, options: Any,
+            temperature: float) -> float:
     from dataclasses import replace
 
     liked = 0
     for i in range(n):
-        chat = PinnedChat(runtime, store, options=replace(options, seed=1000 + i), adapter_dir=folder)
+        chat = PinnedChat(runtime, store, adapter_dir=folder,
+                          options=replace(options, seed=1000 + i, temperature=temperature))
         liked += rater.likes(chat.ask(QUESTIONS[i % len(QUESTIONS)]).text)
     return liked / n
 
@@ -126,7 +128,7 @@ def real_chat(args: argparse.Namespace) -> dict[str, Any]:
     os.environ["HEARTH_HOME"] = str(home)
     if args.model == "tiny":
         ref = ModelRef("tiny-bench", tiny_model(home / "tiny"), "tiny-bench")
-        train = TrainConfig(num_layers=2, rank=8, learning_rate=1e-3, iters=args.sft_iters,
+        train = TrainConfig(num_layers=2, rank=8, learning_rate=args.sft_lr, iters=args.sft_iters,
                             batch_size=4, steps_per_eval=1000)
     else:
         ref = models.resolve(None if args.model == "bundled" else args.model)
@@ -161,9 +163,10 @@ def real_chat(args: argparse.Namespace) -> dict[str, Any]:
     out["preference_refresh"] = f"{pref.status} ({pref.version}): {pref.reason[:160]}"
     pref_row = store.get_adapter_version(pref.version) if pref.version else None
     if sft_row and pref_row and pref_row.get("path"):
-        out["accept_rate_sft"] = measure(runtime, store, Path(sft_row["path"]), rater, args.measure, options)
+        out["accept_rate_sft"] = measure(runtime, store, Path(sft_row["path"]), rater, args.measure, options,
+                                         args.measure_temperature)
         out["accept_rate_preference"] = measure(runtime, store, Path(pref_row["path"]), rater,
-                                                args.measure, options)
+                                                args.measure, options, args.measure_temperature)
     # the A/B trial through real chat turns
     running = store.running_experiment()
     if running is not None:
@@ -201,9 +204,11 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=48, help="answers the user rates before training")
     parser.add_argument("--measure", type=int, default=60, help="fresh answers per adapter measured")
     parser.add_argument("--sft-iters", type=int, default=20)
+    parser.add_argument("--sft-lr", type=float, default=1e-3, help="(tiny model)")
     parser.add_argument("--dpo-iters", type=int, default=20)
     parser.add_argument("--dpo-lr", type=float, default=1e-3)
     parser.add_argument("--max-tokens", type=int, default=4)
+    parser.add_argument("--measure-temperature", type=float, default=0.3)
     parser.add_argument("--synthetic-only", action="store_true")
     args = parser.parse_args()
     results: dict[str, Any] = {"load_before": os.getloadavg()[0]}
