@@ -2,7 +2,7 @@
 training need: experiments, the arm each conversation got, the rule's looks, rated answers.
 
 Only SQL and row shaping live here; what an arm serves, when to stop and what to promote is
-decided in `adapters.experiments` / `adapters.ab_stats`. Experiments and decisions come back
+decided in `adapters.training.experiments` / `adapters.training.ab_stats`. Experiments and decisions come back
 as dicts with JSON columns decoded; rated answers as `RatedAnswer` records.
 """
 
@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from agent.foundation.ids import new_id, now_iso
 from memory.db import write
 from memory.errors import NotFoundError, StoreError
-from memory.ids import new_id, now_iso
 from memory.records import from_json, to_json
 
 ARMS = ("incumbent", "candidate")

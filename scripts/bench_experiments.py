@@ -2,7 +2,7 @@
 
     python scripts/bench_experiments.py [--model tiny|bundled|PATH] [--trials 1000]
 
-1. `decision_accuracy` / `false_promotion_rate`: the stopping rule (`adapters.ab_stats`) on
+1. `decision_accuracy` / `false_promotion_rate`: the stopping rule (`adapters.training.ab_stats`) on
    synthetic Bernoulli arms with known rates, `--trials` repeated trials per scenario
    (known differences 0.25-0.30 either way; no difference at 0.2 / 0.5 / 0.8).
 2. Real chat turns on a small model (`tiny`: a random 2-layer Llama with the SmolLM2
@@ -37,19 +37,20 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent import blas  # noqa: E402
+from agent.foundation import blas  # noqa: E402
 
 blas.ensure()  # before anything imports MLX
 
 import numpy as np  # noqa: E402
 
-from adapters import ab_stats, drift, experiments, refresh  # noqa: E402
-from adapters.ab_stats import Rule  # noqa: E402
-from adapters.config import GateConfig, RefreshPolicy, TrainConfig  # noqa: E402
 from adapters.eval.simulated_user import QUESTIONS, StyleRater, chat_and_rate  # noqa: E402
-from adapters.preference import PreferenceConfig  # noqa: E402
-from adapters.preference_refresh import preference_refresh  # noqa: E402
-from agent.turn import Chat  # noqa: E402
+from adapters.jobs import refresh
+from adapters.jobs.preference_refresh import preference_refresh  # noqa: E402
+from adapters.training import ab_stats, drift, experiments  # noqa: E402
+from adapters.training.ab_stats import Rule  # noqa: E402
+from adapters.training.config import GateConfig, RefreshPolicy, TrainConfig  # noqa: E402
+from adapters.training.preference import PreferenceConfig  # noqa: E402
+from agent.core.turn import Chat  # noqa: E402
 
 KNOWN = [(0.5, 0.75, "promote"), (0.75, 0.5, "keep"), (0.3, 0.6, "promote"), (0.6, 0.85, "promote")]
 NONE = [0.2, 0.5, 0.8]
@@ -74,8 +75,8 @@ def tiny_model(folder: Path) -> Path:
     from mlx.utils import tree_flatten
     from mlx_lm.models import llama
 
-    from agent import convert
-    from agent.gguf_tokenizer import save_tokenizer
+    from agent.llm import convert
+    from agent.llm.gguf_tokenizer import save_tokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
     _, meta = mx.load(str(convert.bundled_gguf()), return_metadata=True)
@@ -117,9 +118,9 @@ def measure(runtime: Any, store: Any, folder: Path, rater: StyleRater, n: int, o
 
 
 def real_chat(args: argparse.Namespace) -> dict[str, Any]:
-    from agent import models
-    from agent.models import ModelRef
-    from agent.runtime import Runtime, SamplingOptions
+    from agent.llm import models
+    from agent.llm.models import ModelRef
+    from agent.llm.runtime import Runtime, SamplingOptions
     from memory.embed import HashEmbedder
     from memory.store import Store
 
@@ -136,7 +137,7 @@ def real_chat(args: argparse.Namespace) -> dict[str, Any]:
                             batch_size=2, steps_per_eval=1000)
     runtime = Runtime.load(ref)
     store = Store.open(embedder=HashEmbedder())
-    store.set_setting("adapters.train", train.to_dict())
+    store.set_setting("adapters.training.train", train.to_dict())
     policy = RefreshPolicy(min_accepted=12, min_new_accepted=1, skip_on_battery=False,
                            skip_if_active_minutes=0, min_valid=4)
     gate = GateConfig()

@@ -1,6 +1,6 @@
 """`hearth experiments list|show|start|stop`: live A/B trials of an adapter or a prompt.
 
-Thin shells over `adapters.experiments`; plain text, one item per line.
+Thin shells over `adapters.training.experiments`; plain text, one item per line.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from adapters import experiments
-from adapters.ab_stats import Decision
-from agent.errors import HearthError
+from adapters.training import experiments
+from adapters.training.ab_stats import Decision
+from agent.foundation.errors import HearthError
 
 
 def register(sub: Any) -> None:
@@ -95,7 +95,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    from agent import models
+    from agent.llm import models
 
     if not 0 < args.split < 1:
         raise HearthError("--split is a share between 0 and 1 (e.g. 0.5)")
@@ -129,15 +129,15 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_preference(args: argparse.Namespace) -> int:
-    from adapters import refresh
-    from adapters.preference import PreferenceConfig
-    from adapters.preference_refresh import preference_refresh
-    from adapters.priority import set_low_priority
+    from adapters.jobs import refresh
+    from adapters.jobs.preference_refresh import preference_refresh
+    from adapters.jobs.priority import set_low_priority
+    from adapters.training.preference import PreferenceConfig
 
     set_low_priority()
     with _store() as store:
         _, gate_config, policy = refresh.settings(store)
-        value = store.get_setting("adapters.preference")
+        value = store.get_setting("adapters.training.preference")
         config = PreferenceConfig(**{k: v for k, v in (value or {}).items()
                                      if k in PreferenceConfig.__dataclass_fields__})
         result = preference_refresh(store, getattr(args, "model", None), config, gate_config,

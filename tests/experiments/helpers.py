@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from adapters import registry
+from adapters.training import registry
 from tests.conftest import write_lora_adapter
 
 BASE_CHECKSUM = "tiny-checksum"

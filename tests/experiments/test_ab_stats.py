@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adapters.ab_stats import Counts, Rule, decide, is_accepted, p_better, simulate, wilson
+from adapters.training.ab_stats import Counts, Rule, decide, is_accepted, p_better, simulate, wilson
 
 
 def test_small_edit_counts_as_accepted_and_a_rewrite_does_not() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapters import drift, registry
-from adapters.drift import DriftConfig
+from adapters.training import drift, registry
+from adapters.training.drift import DriftConfig
 from memory.embed import HashEmbedder
 from memory.store import Store
 from tests.experiments.helpers import BASE_CHECKSUM, register_adapter
@@ -90,8 +90,8 @@ def test_questions_moving_away_from_the_training_data(store: Store, tiny_model_d
 
 
 def test_a_stale_adapter_is_retrained_by_the_next_refresh(store: Store, tiny_model_dir: Path) -> None:
-    from adapters import refresh
-    from adapters.config import GateConfig, RefreshPolicy, TrainConfig
+    from adapters.jobs import refresh
+    from adapters.training.config import GateConfig, RefreshPolicy, TrainConfig
     from tests.adapters.adapter_helpers import pairs, seed
 
     policy = RefreshPolicy(min_accepted=20, min_new_accepted=100, skip_on_battery=False,

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from adapters import experiments, registry
-from adapters.ab_stats import Rule
-from adapters.errors import AdapterError
-from agent.runtime import Runtime, SamplingOptions
-from agent.turn import Chat
+from adapters.training import experiments, registry
+from adapters.training.ab_stats import Rule
+from adapters.training.errors import AdapterError
+from agent.core.turn import Chat
+from agent.llm.runtime import Runtime, SamplingOptions
 from memory.embed import HashEmbedder
 from memory.store import Store
 from tests.experiments.helpers import BASE_CHECKSUM, register_adapter

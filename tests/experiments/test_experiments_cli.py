@@ -19,7 +19,7 @@ def test_start_show_stop_and_refusals(tiny_model_dir: Path, tmp_path: Path,
         incumbent = register_adapter(store, tiny_model_dir, tmp_path, seed=1, activate=True)
         candidate = register_adapter(store, tiny_model_dir, tmp_path, seed=2)
         failed = register_adapter(store, tiny_model_dir, tmp_path, seed=3, passed=False)
-    from agent import models
+    from agent.llm import models
 
     monkeypatch.setattr(models, "resolve", lambda *a, **k: models.ModelRef(
         "tiny", tiny_model_dir, "tiny-checksum"))

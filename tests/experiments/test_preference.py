@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.config import TrainConfig
-from adapters.preference import PreferenceConfig, preference_pairs, train_dpo
+from adapters.training.config import TrainConfig
+from adapters.training.preference import PreferenceConfig, preference_pairs, train_dpo
 from memory.embed import HashEmbedder
 from memory.store import Store
 
@@ -51,8 +51,8 @@ def test_dpo_step_raises_the_chosen_over_the_rejected(store: Store, tiny_model_d
                                                       tmp_path: Path) -> None:
     from mlx_lm import load
 
-    from adapters.preference import _pad, encode_pairs, sequence_scores
-    from adapters.train import load_into, prepare_model
+    from adapters.training.preference import _pad, encode_pairs, sequence_scores
+    from adapters.training.train import load_into, prepare_model
 
     for i in range(6):
         answer(store, f"Question {i}?", "Certainly! Here.", "edited", "Aye, love: aye. Ta-ra.")

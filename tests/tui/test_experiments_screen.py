@@ -9,7 +9,7 @@ from typing import Any
 
 from textual.widgets import DataTable, Static
 
-from adapters import experiments
+from adapters.training import experiments
 from tests.tui.conftest import paste, register_adapter, settle
 from tui.screens.experiments import ExperimentsScreen
 

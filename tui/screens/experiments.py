@@ -1,7 +1,7 @@
 """Experiments: live A/B trials of a candidate adapter or prompt, their per-arm acceptance
 with intervals, the stopping rule's looks, and stop / start.
 
-Reads through `tui.services` (never SQL); the numbers come from `adapters.experiments`.
+Reads through `tui.services` (never SQL); the numbers come from `adapters.training.experiments`.
 """
 
 from __future__ import annotations
