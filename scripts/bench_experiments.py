@@ -44,7 +44,7 @@ blas.ensure()  # before anything imports MLX
 import numpy as np  # noqa: E402
 
 from adapters.eval.simulated_user import QUESTIONS, StyleRater, chat_and_rate  # noqa: E402
-from adapters.jobs import refresh
+from adapters.jobs import refresh  # noqa: E402
 from adapters.jobs.preference_refresh import preference_refresh  # noqa: E402
 from adapters.training import ab_stats, drift, experiments  # noqa: E402
 from adapters.training.ab_stats import Rule  # noqa: E402

@@ -20,7 +20,7 @@ from tui.widgets.nav_bar import NavBar
 from tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
-    from tui.app import HearthApp
+    from tui.host import Host
 
 
 def detail(s: Any) -> str:
@@ -58,8 +58,8 @@ class ExperimentsScreen(Screen[None]):
         self.summaries: dict[str, Any] = {}
 
     @property
-    def hearth(self) -> HearthApp:
-        return cast("HearthApp", self.app)
+    def hearth(self) -> Host:
+        return cast("Host", self.app)
 
     def compose(self) -> ComposeResult:
         yield NavBar("experiments")
