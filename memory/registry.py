@@ -3,19 +3,19 @@
 The adapter lifecycle's *logic* (train, evaluate, promote) lives in `adapters/`; this module is
 only its SQL. `set_active_adapter` is one transaction: the previous active row becomes
 'retired' and the new one 'active'; a partial unique index guarantees at most one active row.
-Adapter rows are plain dicts with `hyperparams` and `metrics` decoded from JSON.
+Adapter rows come back as `memory.records.AdapterRecord` (hyperparams and metrics decoded).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from sqlite_utils import Database
 
 from agent.foundation.ids import new_id, now_iso
 from memory.db import write
 from memory.errors import NotFoundError, StoreError
-from memory.records import from_json, to_json
+from memory.records import AdapterRecord, AdapterStatus, from_json, to_json
 
 ADAPTER_FIELDS = (
     "base_model_id",
@@ -31,7 +31,7 @@ ADAPTER_FIELDS = (
     "status",
 )
 ADAPTER_JSON = ("hyperparams", "metrics")
-ADAPTER_STATUSES = ("training", "candidate", "rejected", "active", "retired", "failed")
+ADAPTER_STATUSES: tuple[AdapterStatus, ...] = get_args(AdapterStatus)
 
 
 # -- system prompts -------------------------------------------------------------------------
@@ -103,11 +103,8 @@ def set_setting(db: Database, key: str, value: Any) -> None:
 # -- adapter versions -----------------------------------------------------------------------
 
 
-def _adapter_row(row: dict[str, Any]) -> dict[str, Any]:
-    out = dict(row)
-    for key in ADAPTER_JSON:
-        out[key] = from_json(out.get(key))
-    return out
+def _adapter_row(row: dict[str, Any]) -> AdapterRecord:
+    return AdapterRecord.from_row(row)
 
 
 def _check_fields(fields: dict[str, Any]) -> None:
@@ -163,20 +160,20 @@ def update_adapter_version(db: Database, id: str, **fields: Any) -> None:
         )
 
 
-def get_adapter_version(db: Database, id: str) -> dict[str, Any]:
+def get_adapter_version(db: Database, id: str) -> AdapterRecord:
     rows = list(db.query("SELECT * FROM adapter_versions WHERE id = ?", [id]))
     if not rows:
         raise NotFoundError(f"No adapter version {id}; list them with `hearth adapters list`.")
     return _adapter_row(rows[0])
 
 
-def list_adapter_versions(db: Database) -> list[dict[str, Any]]:
+def list_adapter_versions(db: Database) -> list[AdapterRecord]:
     """Oldest first."""
     sql = "SELECT * FROM adapter_versions ORDER BY created_at, id"
     return [_adapter_row(row) for row in db.query(sql)]
 
 
-def active_adapter(db: Database) -> dict[str, Any] | None:
+def active_adapter(db: Database) -> AdapterRecord | None:
     rows = list(db.query("SELECT * FROM adapter_versions WHERE status = 'active'"))
     return _adapter_row(rows[0]) if rows else None
 

@@ -29,6 +29,7 @@ from memory.memories import Suggestion, suggest_memories
 from memory.migrations import migrate
 from memory.records import (
     Accepted,
+    AdapterRecord,
     ConversationRecord,
     DocumentRecord,
     ForgetReport,
@@ -325,15 +326,15 @@ class Store:
         registry.update_adapter_version(self.db, id, **fields)
 
     @_locked
-    def get_adapter_version(self, id: str) -> dict[str, Any]:
+    def get_adapter_version(self, id: str) -> AdapterRecord:
         return registry.get_adapter_version(self.db, id)
 
     @_locked
-    def list_adapter_versions(self) -> list[dict[str, Any]]:
+    def list_adapter_versions(self) -> list[AdapterRecord]:
         return registry.list_adapter_versions(self.db)
 
     @_locked
-    def active_adapter(self) -> dict[str, Any] | None:
+    def active_adapter(self) -> AdapterRecord | None:
         return registry.active_adapter(self.db)
 
     @_locked

@@ -99,8 +99,7 @@ class Chat:
     def _load_history(self, conversation_id: str) -> None:
         for row in self.store.conversation_messages(conversation_id):
             if row.role in ("user", "assistant"):
-                text = row.edited_text if row.feedback == "edited" and row.edited_text else row.text
-                self.history.append({"role": row.role, "content": text})
+                self.history.append({"role": row.role, "content": row.final_text})
                 if row.role == "assistant":
                     self.last_answer_id = row.id
 
