@@ -37,11 +37,28 @@ ADAPTER_STATUSES: tuple[AdapterStatus, ...] = get_args(AdapterStatus)
 # -- system prompts -------------------------------------------------------------------------
 
 
+_UNPROMOTED_TRIAL_PROMPTS = (
+    "SELECT candidate_prompt FROM experiments WHERE candidate_prompt IS NOT NULL "
+    "AND status != 'promoted'"
+)
+
+
 def active_system_prompt(db: Database) -> tuple[int, str]:
-    """The newest system-prompt version and its text."""
-    row = db.execute("SELECT version, text FROM system_prompts ORDER BY version DESC LIMIT 1")
+    """The newest system-prompt version and its text, leaving out candidate prompts of A/B
+    trials that are running or were not promoted (m007): they serve only their trial arm."""
+    row = db.execute(
+        f"SELECT version, text FROM system_prompts WHERE version NOT IN "
+        f"({_UNPROMOTED_TRIAL_PROMPTS}) ORDER BY version DESC LIMIT 1"
+    )
     version, text = row.fetchone()
     return int(version), str(text)
+
+
+def get_system_prompt(db: Database, version: int) -> str:
+    row = db.execute("SELECT text FROM system_prompts WHERE version = ?", [version]).fetchone()
+    if row is None:
+        raise NotFoundError(f"No system prompt version {version}.")
+    return str(row[0])
 
 
 def add_system_prompt(db: Database, text: str) -> int:

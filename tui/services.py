@@ -230,3 +230,35 @@ def rollback_adapter(store: Store, base_checksum: str | None) -> str | None:
 def sync_adapter(chat: Chat) -> str | None:
     """Serve the store's active adapter now; returns a notice. Model thread only."""
     return chat.sync_adapter()
+
+
+# -- experiments (A/B trials) ----------------------------------------------------------------
+
+
+def experiment_summaries(store: Store) -> list[Any]:
+    """Every trial as an `adapters.training.experiments.Summary`, newest first."""
+    from adapters.training import experiments
+
+    return [experiments.summary(store, row["id"]) for row in reversed(store.list_experiments())]
+
+
+def start_adapter_trial(store: Store, version: str, base_checksum: str | None) -> str:
+    """Put a gated candidate adapter on trial; returns the trial id."""
+    from adapters.training import experiments
+
+    return experiments.start_adapter_trial(store, version, base_checksum)
+
+
+def stop_experiment(store: Store) -> str:
+    """End the running trial (the incumbent serves from the next turn); returns its id."""
+    from adapters.training import experiments
+
+    return experiments.stop(store)
+
+
+def drift_status(store: Store) -> str | None:
+    """Run the drift monitor on acceptance; why the serving adapter is stale, or None."""
+    from adapters.training import drift
+
+    drift.check(store)
+    return drift.stale_reason(store)

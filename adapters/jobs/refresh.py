@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from adapters.jobs import conditions
-from adapters.training import evaluate, files, gate, registry
+from adapters.training import drift, evaluate, files, gate, registry
 from adapters.training.config import GateConfig, RefreshPolicy, TrainConfig
 from adapters.training.dataset import Snapshot, make_snapshot
 from adapters.training.errors import AdapterError
@@ -140,6 +140,7 @@ def _refresh(store: Store, base: registry.Base, policy: RefreshPolicy, config: T
     active = store.active_adapter()
     forgotten = _forgotten_ids(store) & _trained_ids(active)
     counts = {"accepted": n, "new": new, "forgotten_in_active": len(forgotten)}
+    stale = _stale(store, log)
     if not gauge.reached:
         if forgotten and active is not None:
             store.set_active_adapter(None)
@@ -148,7 +149,7 @@ def _refresh(store: Store, base: registry.Base, policy: RefreshPolicy, config: T
                                  f"{policy.min_accepted} accepted answers remain to retrain; "
                                  "the base model serves", counts=counts)
         return RefreshResult("cold_start", gauge.reason, counts=counts)
-    if not force and not forgotten:
+    if not force and not forgotten and not stale:
         if not gauge.enough_new:
             return RefreshResult("up_to_date", gauge.reason, counts=counts)
         if (same := _same_run(store, snapshot, config)) is not None:
@@ -164,6 +165,20 @@ def _refresh(store: Store, base: registry.Base, policy: RefreshPolicy, config: T
                           "model serves now")
     result.counts.update(counts)
     return result
+
+
+def _stale(store: Any, log: _Log) -> str | None:
+    """Run the drift monitor; a stale serving adapter is retrained without waiting for
+    `min_new_accepted` new answers."""
+    try:
+        drift.check(store, embedder=getattr(store, "embedder", None))
+        reason = drift.stale_reason(store)
+    except Exception as exc:  # noqa: BLE001 - the monitor must never stop a refresh
+        log({"event": "warning", "note": f"drift check failed: {exc}"})
+        return None
+    if reason:
+        log({"event": "stale", "note": reason})
+    return reason
 
 
 @dataclass(frozen=True)

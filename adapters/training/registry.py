@@ -139,12 +139,13 @@ def write_folder(version: str, adapter_dir: Path, lineage: dict[str, Any]) -> Pa
 
 
 def record(store: RegistryStore, version: str, folder: Path, promote: bool, verdict: str,
-           reason: str, metrics: dict[str, Any]) -> None:
-    """Store the outcome on the row; a promoted version becomes active last."""
+           reason: str, metrics: dict[str, Any], activate: bool = True) -> None:
+    """Store the outcome on the row; a promoted version becomes active last (unless
+    `activate` is False: it waits as a gated candidate, e.g. for an A/B trial)."""
     status = "candidate" if promote else "rejected"
     store.update_adapter_version(version, path=str(folder), status=status, verdict=verdict,
                                  reason=reason, metrics=metrics)
-    if promote:
+    if promote and activate:
         _activate_row(store, version)
 
 
@@ -228,23 +229,26 @@ def servable(row: Mapping[str, Any], base_checksum: str | None,
     return folder
 
 
-def candidates(store: RegistryStore) -> list[str]:
-    """Versions to try serving, in order: the active one, then (should it fail) previously
-    active ones. None when no adapter is active: the base model serves."""
+def candidates(store: RegistryStore, first: str | None = None) -> list[str]:
+    """Versions to try serving, in order: `first` (an A/B arm) or the active one, then
+    (should it fail) previously active ones. None when nothing is asked for: the base serves."""
     active = store.active_adapter()
-    if active is None:
+    lead = first or (active["id"] if active else None)
+    if lead is None:
         return []
-    return [active["id"]] + [v for v in reversed(history(store)) if v != active["id"]]
+    rest = ([active["id"]] if first and active else []) + list(reversed(history(store)))
+    return [lead] + [v for i, v in enumerate(rest) if v != lead and v not in rest[:i]]
 
 
 def serve(store: RegistryStore, base_checksum: str | None,
-          load: Callable[[Path | None], None]) -> tuple[str | None, list[str]]:
+          load: Callable[[Path | None], None],
+          first: str | None = None) -> tuple[str | None, list[str]]:
     """Verify and `load` the first sound candidate, falling back for real: a version that
     fails verification *or* loading is skipped, and the base (`load(None)`) serves when none
     is left. Returns (the version now served or None, the problems met, for the user)."""
     problems: list[str] = []
     forgotten = forgotten_ids(store)
-    for version in candidates(store):
+    for version in candidates(store, first):
         try:
             folder = servable(get(store, version), base_checksum, forgotten)
             load(folder)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from adapters.training import registry
+from adapters.training import experiments, registry
 from agent.foundation.errors import HearthError
 from agent.llm import prompt
 from agent.llm.runtime import Runtime, SamplingOptions, TokenEvent
@@ -55,6 +55,8 @@ class TurnEvent:
     message_id: str | None = None
     hits: list[Any] = field(default_factory=list)
     adapter_version: str | None = None
+    arm: str | None = None
+    """The A/B arm that served this answer ('incumbent' / 'candidate'; None: no trial)."""
 
 
 @dataclass
@@ -108,17 +110,20 @@ class Chat:
         self.last_answer_id = None
 
     # adapters -------------------------------------------------------------------------
-    def sync_adapter(self) -> str | None:
-        """Serve the store's active adapter, verified now; returns a notice if something
-        changed or failed.
+    def sync_adapter(self, serving: experiments.Serving | None = None) -> str | None:
+        """Serve the store's active adapter (or the A/B arm's), verified now; returns a notice
+        if something changed or failed.
 
-        Whenever the registry changes (another version activated, something forgotten),
-        `adapters.training.registry.serve` checks the candidate's manifest hashes and base binding
-        before loading it; a version that fails either check or fails to load is skipped for
-        the previously active sound one, else the base model. Nothing unverified is served.
+        Whenever what should serve changes (another version activated, an arm switched,
+        something forgotten), `adapters.training.registry.serve` checks the candidate's
+        manifest hashes and base binding before loading it; a version that fails either check
+        or fails to load is skipped for the previously active sound one, else the base model.
+        Nothing unverified is served. A trial's arms are not announced, failures are.
         """
-        row = self.store.active_adapter()
-        key = ((row["id"], row.get("updated_at")) if row else None, _forget_generation(self.store))
+        arm = serving.adapter if serving and serving.adapter else None
+        row = arm or self.store.active_adapter()
+        key = ((row["id"], row.get("updated_at")) if row else None, arm is not None,
+               _forget_generation(self.store))
         if key == self._adapter_key:
             return None
         self._adapter_key = key
@@ -128,12 +133,13 @@ class Chat:
             if folder != self.runtime.adapter_path:  # already loaded (and verified) otherwise
                 self.runtime.set_adapter(folder)
 
-        served, problems = registry.serve(self.store, self.runtime.ref.checksum, load)
-        if served == before and not problems:
-            return None
+        served, problems = registry.serve(self.store, self.runtime.ref.checksum, load,
+                                          first=arm["id"] if arm else None)
         now = f"adapter {served}" if served else "the base model"
         if problems:
             return f"{problems[0]} ({'still serving' if served == before else 'serving'} {now})"
+        if served == before or serving is not None:
+            return None
         return f"now using {now}"
 
     def adapter_version(self) -> str | None:
@@ -145,10 +151,11 @@ class Chat:
         text = clean_input(text).strip()
         if not text:
             raise HearthError("empty message: type a question")
-        if notice := self.sync_adapter():
-            yield TurnEvent("notice", notice)
         if self.conversation_id is None:
             self.conversation_id = self.store.new_conversation(title=text[:60])
+        serving = experiments.serving(self.store, self.conversation_id, self.runtime.ref.checksum)
+        if notice := self.sync_adapter(serving):
+            yield TurnEvent("notice", notice)
         self.store.add_message(self.conversation_id, "user", text)
         self.pending_suggestions = list(self.store.suggest_memories(text[:RETRIEVAL_QUERY_CHARS]))
         for suggestion in self.pending_suggestions:
@@ -158,7 +165,8 @@ class Chat:
             query, k=self.settings.retrieval_k, exclude_conversation_id=self.conversation_id
         )
         examples = self.store.similar_accepted(query, k=self.settings.examples_k)
-        version, system_prompt = self.store.active_system_prompt()
+        version, system_prompt = (serving.prompt if serving and serving.prompt
+                                  else self.store.active_system_prompt())
         budget = min(self.settings.context_tokens, self.runtime.context_window) - self.options.max_tokens
         built = prompt.assemble(
             system_prompt, text, self.history, hits, examples,
@@ -186,7 +194,8 @@ class Chat:
         )
         self.history += [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
         self.last_answer_id = message_id
-        yield TurnEvent("done", answer, final, message_id, list(built.hits_used), self.adapter_version())
+        yield TurnEvent("done", answer, final, message_id, list(built.hits_used), self.adapter_version(),
+                        serving.arm if serving else None)
 
     def ask(self, text: str, cancel: threading.Event | None = None) -> TurnEvent:
         """Run a whole turn and return its final event."""

@@ -202,6 +202,7 @@ class ChatScreen(Screen[None]):
             stats = event.stats
             speed = stats.tokens_per_s if stats else None
             stopped = bool(stats and stats.finish_reason == "cancelled")
+            bubble.arm = event.arm
             await bubble.finish(event.message_id, services.sources(event.hits),
                                 event.adapter_version, speed, stopped)
             self._turn_over()
