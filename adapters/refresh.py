@@ -24,12 +24,12 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from adapters import conditions, files, registry
-from adapters.config import GateConfig, RefreshPolicy, TrainConfig
+from adapters.config import DataConfig, GateConfig, RefreshPolicy, TrainConfig
 from adapters.dataset import Snapshot, make_snapshot
 from adapters.errors import AdapterError
 from adapters.gate import Verdict
@@ -120,13 +120,15 @@ def _refresh(store: Any, base: registry.Base, policy: RefreshPolicy, config: Tra
              gate_config: GateConfig, log: _Log, force: bool) -> RefreshResult:
     if not force and (why := skip_reason(store, policy)):
         return RefreshResult("skipped", why)
-    snapshot = make_snapshot(store.accepted_examples(), policy.valid_fraction, policy.min_valid)
+    snapshot = build_snapshot(store, policy, data_config(store))
     n = len(snapshot)
     active = store.active_adapter()
-    forgotten = _forgotten_ids(store) & _trained_ids(active)
+    forgotten = (_forgotten_ids(store) & _trained_ids(active)) | (
+        _trained_ids(active, "memory_ids") - set(snapshot.memory_ids) - _current_memories(store))
     latest = _latest_trained(store)  # new data counts from the last version trained, kept or not
     new = len(set(snapshot.message_ids) - _trained_ids(latest))
-    counts = {"accepted": n, "new": new, "forgotten_in_active": len(forgotten)}
+    counts = {"accepted": n, "new": new, "forgotten_in_active": len(forgotten),
+              **{f"examples_{k}": v for k, v in snapshot.counts().items()}}
     if n < policy.min_accepted:
         if forgotten and active is not None:
             store.set_active_adapter(None)
@@ -146,6 +148,7 @@ def _refresh(store: Any, base: registry.Base, policy: RefreshPolicy, config: Tra
             return RefreshResult("up_to_date", f"{same['id']} was already trained on exactly "
                                  f"this data ({same['status']}): accept more answers",
                                  version=same["id"], counts=counts)
+    log({"event": "plan", "line": plan_line(snapshot, new, latest, config, forgotten, force)})
     result = train_and_judge(store, base, snapshot, config, gate_config, log,
                              trust_active=not forgotten)
     if forgotten and active is not None and result.status == "rejected":
@@ -155,6 +158,37 @@ def _refresh(store: Any, base: registry.Base, policy: RefreshPolicy, config: Tra
                           "model serves now")
     result.counts.update(counts)
     return result
+
+
+def data_config(store: Any) -> DataConfig:
+    """The user's DataConfig (setting adapters.data), defaults otherwise."""
+    value = store.get_setting("adapters.data")
+    return DataConfig.from_dict(value if isinstance(value, dict) else {})
+
+
+def build_snapshot(store: Any, policy: RefreshPolicy, data: DataConfig) -> Snapshot:
+    """The store's accepted answers and current memories as an augmented snapshot."""
+    _, system = store.active_system_prompt()
+    return make_snapshot(store.accepted_examples(), policy.valid_fraction, policy.min_valid,
+                         memories=store.list_memories(), data=data, system_prompt=system)
+
+
+def _current_memories(store: Any) -> set[str]:
+    return {str(m.id) for m in store.list_memories()}
+
+
+def plan_line(snapshot: Snapshot, new: int, latest: dict[str, Any] | None, config: TrainConfig,
+              forgotten: set[str], force: bool) -> str:
+    """One line: what this refresh will train on and for how long, and why it trains now."""
+    c = snapshot.counts()
+    since = f"since {latest['id']}" if latest else "(first adapter)"
+    why = ("forced" if force else f"{len(forgotten)} forgotten source(s) in the active adapter"
+           if forgotten else "enough new answers" if latest else "cold start reached")
+    steps, budget = config.plan(len(snapshot.train), snapshot.mean_tokens())
+    return (f"plan: {len(snapshot)} accepted ({new} new {since}), {c['memories']} memories -> "
+            f"{c['train']} training examples ({c['rewrite']} rewrites, {c['memory'] + c['repeat']} "
+            f"from memories), {c['valid']} held out, {c['quiz']} quiz phrasings; {steps} steps, "
+            f"budget {budget}; training because: {why}")
 
 
 def skip_reason(store: Any, policy: RefreshPolicy) -> str | None:
@@ -177,11 +211,11 @@ def _latest_trained(store: Any) -> dict[str, Any] | None:
     return None
 
 
-def _trained_ids(row: dict[str, Any] | None) -> set[str]:
+def _trained_ids(row: dict[str, Any] | None, key: str = "message_ids") -> set[str]:
     if not row or not row.get("path"):
         return set()
     try:
-        return set(registry.read_manifest(Path(row["path"])).get("message_ids", []))
+        return set(registry.read_manifest(Path(row["path"])).get(key, []))
     except AdapterError:
         return set()
 
@@ -234,6 +268,7 @@ def train_and_judge(store: Any, base: registry.Base, snapshot: Snapshot, config:
                             "tokens_per_second": round(trained.tokens_per_second, 1)}
         lineage = {"base_model_id": base.id, "base_checksum": base.checksum,
                    "dataset_snapshot": snapshot.snapshot_id, "message_ids": snapshot.message_ids,
+                   "memory_ids": snapshot.memory_ids, "examples": snapshot.counts(),
                    "hyperparams": config.to_dict(), "created_at": registry.now_iso()}
         folder = registry.write_folder(version, trained.adapter_dir, lineage)
         registry.record(store, version, folder, verdict.promote, verdict.word, verdict.reason,
@@ -266,6 +301,7 @@ def judge(store: Any, base: registry.Base, model: Any, tokenizer: Any, snapshot:
     valid = [e.messages for e in snapshot.valid]
     log({"event": "evaluate", "what": "candidate"})
     candidate = gate.measure(model, tokenizer, valid, "candidate")
+    candidate_logprobs = evaluate.probe_logprobs(model, tokenizer)
     reference_dir, problems = registry.serving_path(store, base.checksum)
     if not trust_active:
         reference_dir = None
@@ -274,6 +310,9 @@ def judge(store: Any, base: registry.Base, model: Any, tokenizer: Any, snapshot:
     log({"event": "evaluate", "what": reference_dir.name if reference_dir else "base"})
     base_probe = _cached_base_probe(store, base)
     evaluate.use_adapter(model, None)
+    kl = evaluate.mean_kl(evaluate.probe_logprobs(model, tokenizer), candidate_logprobs)
+    del candidate_logprobs
+    candidate = replace(candidate, probe_kl=kl)
     if base_probe is None:
         base_probe = evaluate.probe_nll(model, tokenizer).mean
         store.set_setting(BASE_PROBE_KEY, {"checksum": base.checksum, "nll": base_probe,
