@@ -34,9 +34,11 @@ SWAPS = (("job", "work"), ("favourite", "favorite"), ("called", "named"), ("live
          ("remind me", "tell me"), ("what time", "when"), ("kids", "children"))
 PREFIXES = ("Remind me: {q}", "Quick question: {q}", "Can you tell me this: {q}",
             "I've forgotten. {q}", "Do you know? {q}")
-STOP = frozenset("a an the is are am was were do does did i my me you your of to in on at for "
-                 "what where when who which how why can could would tell please and or it".split())
-TRAILING = frozenset("called named for from on in at about like with to".split())
+_STOP_WORDS = ("a an the is are am was were do does did i my me you your of to in on at for what "
+               "where when who which how why can could would tell please and or it")
+STOP = frozenset(_STOP_WORDS.split(" ")) | frozenset(CONTRACTIONS)
+TRAILING = frozenset(("called", "named", "for", "from", "on", "in", "at", "about", "like", "with",
+                      "to"))
 WH = "what|where|when|who|which|how|why|whose"
 _COPULA_Q = re.compile(rf"^({WH}(?: \w+)?) (is|are|was|were) (.+?)[?.!]*$", re.I)
 _DO_Q = re.compile(rf"^({WH}(?: \w+)?) (do|does) (i|you|we|they|he|she|my \w+) (.+?)[?.!]*$", re.I)
