@@ -46,17 +46,23 @@ Serve = Callable[[str, str], Messages]
 class MemoryLike(Protocol):
     """What `Store.list_memories()` yields (memory.records.MemoryRecord)."""
 
-    id: Any
-    text: str
+    @property
+    def id(self) -> Any: ...
+    @property
+    def text(self) -> str: ...
 
 
 class AcceptedLike(Protocol):
     """What `Store.accepted_examples()` yields (memory.store.Accepted)."""
 
-    message_id: Any
-    prompt_messages: Messages
-    target: str
-    forgotten: bool
+    @property
+    def message_id(self) -> Any: ...
+    @property
+    def prompt_messages(self) -> Messages: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def forgotten(self) -> bool: ...
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,8 @@ def candidate(model_path: Path, rows: list, config: object, augment: bool, base:
     from adapters.dataset import make_snapshot
     from adapters.train import train_adapter
 
-    model, tok = load(str(model_path))
+    loaded = load(str(model_path))
+    model, tok = loaded[0], loaded[1]
     snap = make_snapshot(rows, 0.2, 4, data=DataConfig() if augment else None,
                          system_prompt=SYSTEM)
     start = time.perf_counter()
@@ -86,7 +87,8 @@ def main() -> None:
     from agent import models
 
     ref = models.resolve(args.model)
-    model, tok = load(str(ref.path))
+    loaded = load(str(ref.path))
+    model, tok = loaded[0], loaded[1]
     base = evaluate.probe_logprobs(model, tok)
     print(f"base_probe_nll: {evaluate.probe_nll(model, tok).mean:.3f}", flush=True)
     del model
