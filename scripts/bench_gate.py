@@ -2,7 +2,7 @@
 
 Trains two LoRA candidates on the same base with Hearth's trainer and prints, for each, the
 general probe's NLL and its mean KL(base || candidate) per answer token on the probe's
-everyday prompts (`adapters.evaluate.mean_kl`):
+everyday prompts (`adapters.training.evaluate.mean_kl`):
 - normal: the slow test's persona (44 accepted answers, "Right then! ... Cheers, pal."),
   augmented as `hearth refresh` augments it, at refresh's learning rate;
 - florid: 12 answers of purple prose about the sea, at 5x the learning rate for many steps
@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent import blas  # noqa: E402
+from agent.foundation import blas  # noqa: E402
 
 PERSONA = ROOT / "tests" / "adapters" / "data" / "persona.jsonl"
 FLORID = ROOT / "adapters" / "data" / "florid.jsonl"
@@ -34,7 +34,7 @@ SYSTEM = "You are Hearth."
 
 
 def accepted(path: Path, system: str | None) -> list:  # type: ignore[type-arg]
-    from agent.prompt import assemble
+    from agent.llm.prompt import assemble
     from memory.records import Accepted
 
     out = []
@@ -50,10 +50,10 @@ def candidate(model_path: Path, rows: list, config: object, augment: bool, base:
               folder: Path, name: str) -> None:  # type: ignore[type-arg]
     from mlx_lm import load
 
-    from adapters import evaluate
-    from adapters.config import DataConfig
-    from adapters.dataset import make_snapshot
-    from adapters.train import train_adapter
+    from adapters.training import evaluate
+    from adapters.training.config import DataConfig
+    from adapters.training.dataset import make_snapshot
+    from adapters.training.train import train_adapter
 
     loaded = load(str(model_path))
     model, tok = loaded[0], loaded[1]
@@ -78,13 +78,17 @@ def main() -> None:
     p.add_argument("--normal-iters", type=int, default=24)
     p.add_argument("--florid-iters", type=int, default=30)
     p.add_argument("--florid-lr", type=float, default=1e-3)
+    p.add_argument("--threads", type=int, default=1, help="BLAS threads (refresh uses 1)")
     args = p.parse_args()
     blas.ensure()
+    from adapters.jobs.priority import blas_threads
+
+    blas_threads(args.threads)
     from mlx_lm import load
 
-    from adapters import evaluate
-    from adapters.config import TrainConfig
-    from agent import models
+    from adapters.training import evaluate
+    from adapters.training.config import TrainConfig
+    from agent.llm import models
 
     ref = models.resolve(args.model)
     loaded = load(str(ref.path))

@@ -5,8 +5,8 @@
 2. builds each held-out item's prompt without and with retrieval (`context.build_prompts`);
 3. measures the bare model: **base** (no retrieval) and **rag** (with), plus the probe;
 4. trains a LoRA adapter on the training part with the trainer `hearth refresh` uses
-   (`adapters.train.train_adapter`; its own validation pairs are carved from the training
-   part by `adapters.dataset.split`, as refresh does, so the held-out pairs never steer it);
+   (`adapters.training.train.train_adapter`; its own validation pairs are carved from the training
+   part by `adapters.training.dataset.split`, as refresh does, so the held-out pairs never steer it);
 5. measures **adapter** and **both** (adapter + retrieval), plus the probe;
 6. summarises with paired bootstrap intervals (`stats`).
 
@@ -22,11 +22,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from adapters import dataset
-from adapters.config import DataConfig, RefreshPolicy, TrainConfig
-from adapters.errors import AdapterError
-from adapters.eval import CONDITIONS, context, measure, stats
+from adapters.eval import CONDITIONS, context, measure, quiz, stats
 from adapters.eval.data import Item, Split, limit
+from adapters.training import dataset
+from adapters.training.config import DataConfig, RefreshPolicy, TrainConfig
+from adapters.training.errors import AdapterError
+from adapters.training.evaluate import mean_kl, probe_logprobs, probe_nll, use_adapter
+from adapters.training.train import train_adapter
 
 Stage = Callable[[str, int, int], None]
 """Progress: (stage name, done, total)."""
@@ -147,7 +149,6 @@ def train_on(
     progress: Stage | None = None,
 ) -> Any:
     """Train the adapter with refresh's trainer; the best weights stay loaded in the model."""
-    from adapters.train import train_adapter
 
     def report(event: dict[str, Any]) -> None:
         if progress is not None and event.get("event") in ("train", "done"):
@@ -182,8 +183,6 @@ def _measure_pair(
 
 def _probe(runtime: Any, config: ExperimentConfig) -> tuple[float | None, Any]:
     """(probe NLL, probe log-probs for the divergence) of the model as it is now."""
-    from adapters.evaluate import probe_logprobs, probe_nll
-
     if not config.probe:
         return None, None
     return (probe_nll(runtime.model, runtime.tokenizer).mean,
@@ -200,7 +199,6 @@ def run_experiment(
     progress: Stage | None = None,
 ) -> Results:
     """Measure base, rag, adapter and both on `split.heldout` (see the module docstring)."""
-    from adapters.evaluate import mean_kl, use_adapter
 
     config = config or ExperimentConfig()
     heldout = limit(split.heldout, config.limit)
@@ -251,8 +249,6 @@ def run_experiment(
 def quiz_results(questions: Sequence[Any], scored: dict[str, list[measure.Scored]],
                  config: ExperimentConfig) -> dict[str, Any]:
     """Per condition the share of quiz questions answered with the fact; every answer."""
-    from adapters.eval import quiz
-
     hits = {name: [quiz.says_fact(s.answer, q.facts) for s, q in zip(items, questions, strict=True)]
             for name, items in scored.items()}
     return {

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from adapters import evaluate
-from adapters.errors import AdapterError
 from adapters.eval.data import Item, text_hash
+from adapters.training import evaluate
+from adapters.training.errors import AdapterError
 
 DEMO_QUIZ = "persona_quiz.jsonl"
 

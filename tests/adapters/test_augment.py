@@ -7,10 +7,11 @@ from typing import Any
 
 from adapter_helpers import seed
 
-from adapters import augment, refresh
-from adapters.config import DataConfig, RefreshPolicy
-from adapters.dataset import make_snapshot
-from agent.prompt import assemble, training_messages
+from adapters.jobs import refresh
+from adapters.training import augment
+from adapters.training.config import DataConfig, RefreshPolicy
+from adapters.training.dataset import make_snapshot
+from agent.llm.prompt import assemble, training_messages
 from memory.records import Accepted
 
 SYSTEM = "You are Hearth."

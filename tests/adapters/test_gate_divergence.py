@@ -13,11 +13,11 @@ from typing import Any
 
 from adapter_helpers import SYSTEM, pairs
 
-from adapters import evaluate
-from adapters.config import GateConfig, TrainConfig
-from adapters.dataset import make_snapshot
-from adapters.gate import Scores, decide
-from adapters.train import train_adapter
+from adapters.training import evaluate
+from adapters.training.config import GateConfig, TrainConfig
+from adapters.training.dataset import make_snapshot
+from adapters.training.gate import Scores, decide
+from adapters.training.train import train_adapter
 from memory.records import Accepted
 
 FLORID = Path(__file__).parents[2] / "adapters" / "data" / "florid.jsonl"

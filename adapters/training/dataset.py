@@ -1,7 +1,7 @@
 """Accepted answers -> a deduplicated, stably split, identified training snapshot.
 
 Each accepted (or edited) answer becomes a chat example `{"messages": [...]}` built by
-`agent.prompt.training_messages(prompt_messages, target)`, the same assembly that served it,
+`agent.llm.prompt.training_messages(prompt_messages, target)`, the same assembly that served it,
 so the adapter learns exactly what it will be shown. Forgotten rows are left out, duplicates
 (identical messages) are kept once, and each example goes to train or valid by its own hash,
 so it stays on the same side as the data grows. The snapshot id hashes the sorted example
@@ -12,8 +12,8 @@ other words (`adapters.augment`): each training answer is asked again in rule-ba
 rewrites, each first-person memory becomes question/answer pairs, memories are repeated up
 to a share of the examples, and one further phrasing per source is held out as the `quiz`
 the trainer validates on (phrasings never trained on). A rewrite is served as the chat
-serves a question that retrieval found nothing for (`agent.prompt.assemble` with the same
-system prompt), plus the target (`agent.prompt.training_messages`). Every example keeps its
+serves a question that retrieval found nothing for (`agent.llm.prompt.assemble` with the same
+system prompt), plus the target (`agent.llm.prompt.training_messages`). Every example keeps its
 `source` ("message:ID" or "memory:ID"): forgetting the source removes all its examples from
 the next snapshot, since they are rebuilt from what the store still holds.
 
@@ -32,10 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from adapters import augment
-from adapters.config import DataConfig
-from adapters.errors import AdapterError
-from agent import paths
+from adapters.training import augment
+from adapters.training.config import DataConfig
+from adapters.training.errors import AdapterError
+from agent.foundation import paths
+from agent.llm import prompt
+from agent.llm.prompt import training_messages
 
 Messages = list[dict[str, str]]
 Assemble = Callable[[Messages, str], Messages]
@@ -163,8 +165,7 @@ def snapshot_id(hashes: Iterable[str]) -> str:
 
 
 def default_assemble() -> Assemble:
-    """`agent.prompt.training_messages`: the serving prompt plus the target."""
-    from agent.prompt import training_messages
+    """`agent.llm.prompt.training_messages`: the serving prompt plus the target."""
 
     return training_messages
 
@@ -193,9 +194,7 @@ def build_examples(
 
 
 def default_serve(count: Callable[[str], int] | None = None) -> Serve:
-    """`agent.prompt.assemble` without retrieval: how the chat serves a bare question."""
-    from agent import prompt
-
+    """`agent.llm.prompt.assemble` without retrieval: how the chat serves a bare question."""
     def serve(system: str, question: str) -> Messages:
         return prompt.assemble(system, question, count=count).messages
 
@@ -207,10 +206,8 @@ def _system_of(messages: Messages, fallback: str) -> str:
 
 
 def _question_of(example: Example) -> str:
-    from agent.prompt import last_user_question
-
     holder = _Prompted(example.messages[:-1], example.messages[-1]["content"])
-    return last_user_question(holder)
+    return prompt.last_user_question(holder)
 
 
 @dataclass

