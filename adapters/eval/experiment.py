@@ -7,7 +7,9 @@
 4. trains a LoRA adapter on the training part with the trainer `hearth refresh` uses
    (`adapters.training.train.train_adapter`; its own validation pairs are carved from the training
    part by `adapters.training.dataset.split`, as refresh does, so the held-out pairs never steer it);
-5. measures **adapter** and **both** (adapter + retrieval), plus the probe;
+5. measures **adapter** and **both** (adapter + retrieval), plus the probe and the adapter's
+   KL from the base on it; the fact quiz (`config.quiz`) is asked under every condition with
+   the same prompts as the held-out pairs;
 6. summarises with paired bootstrap intervals (`stats`).
 
 Everything it writes goes under `folder` (a temporary directory in the CLI). The runtime's

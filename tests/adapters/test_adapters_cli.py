@@ -85,11 +85,11 @@ def test_imported_answers_are_not_chatting_and_refresh_says_its_plan(
         store: Any, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "pairs.jsonl"
     data.write_text("".join(json.dumps({"prompt": q, "completion": a}) + "\n" for q, a in pairs(24)))
-    store.set_setting("adapters.train", {"num_layers": 2, "iters": 4, "learning_rate": 1e-2,
+    store.set_setting("adapters.training.train", {"num_layers": 2, "iters": 4, "learning_rate": 1e-2,
                                          "steps_per_eval": 2, "steps_per_save": 2})
-    store.set_setting("adapters.gate", {"max_probe_regression": 50.0, "max_probe_kl": 50.0,
+    store.set_setting("adapters.training.gate", {"max_probe_regression": 50.0, "max_probe_kl": 50.0,
                                         "max_probe_regression_vs_base": 50.0, "min_improvement": -1})
-    store.set_setting("adapters.refresh", {"skip_on_battery": False})
+    store.set_setting("adapters.jobs.refresh", {"skip_on_battery": False})
     store.close()
     assert main(["memory", "import", "--training", str(data)]) == 0
     capsys.readouterr()
