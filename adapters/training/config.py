@@ -130,9 +130,14 @@ class GateConfig(_FromDict):
     right; a diverged adapter moves it by well over 100%."""
     max_probe_regression_vs_base: float = 0.15
     """...and by at most this fraction of the base model's, so small drifts cannot pile up."""
-    max_probe_kl: float = 0.35
+    max_probe_kl: float = 3.8
     """Mean KL(base || candidate) per answer token on the probe's everyday prompts may be at
-    most this (nats). See the measurements in docs/architecture.md (adapters, the gate)."""
+    most this (nats). Measured by `scripts/bench_gate.py` on SmolLM2-135M (2026-12, loaded
+    2-core CPU): a persona adapter (44 answers, "Right then! ... Cheers, pal.", 12 steps at
+    2e-4) 3.62 with the probe NLL *down* 16%; an adapter over-trained on florid prose (16 steps
+    at 1e-3, last weights) 4.01 with the probe NLL up only 0.9%, which the NLL checks pass.
+    The margin is thin: a strong style moves the distributions too, so this bound is set just
+    under the harmful candidate and should be re-measured on more candidates."""
     min_valid_examples: int = 2
     """Fewer held-out examples than this and no decision is trusted: the candidate is rejected."""
 

