@@ -89,6 +89,7 @@ class Chat:
         self.history: list[dict[str, str]] = []
         self.last_answer_id: str | None = None
         self.pending_suggestions: list[Any] = []
+        self.pending_forget: list[str] = []  # memory ids listed by /forget TEXT, for /forget yes
         if conversation_id:
             self._load_history(conversation_id)
 
