@@ -44,7 +44,7 @@ def test_kill9_during_refresh_keeps_database_and_adapter_servable(
                                              "steps_per_save": 2, "batch_size": 2})
         store.set_setting("adapters.training.gate", {"max_probe_regression": 50.0,
                                             "max_probe_regression_vs_base": 50.0,
-                                            "min_improvement": 0.0})
+                                            "max_probe_kl": 50.0, "min_improvement": 0.0})
         store.set_setting("adapters.jobs.refresh", {"min_accepted": 8, "skip_on_battery": False,
                                                "skip_if_active_minutes": 0})
     checksum = models.resolve(str(tiny_model_dir)).checksum
