@@ -1,9 +1,9 @@
 """Hearth's personal LoRA adapter layer, on two floors (docs/architecture.md).
 
-`adapters.training` is the layer's own logic: accepted answers become a dataset snapshot
-(`dataset`); a LoRA candidate is trained on it with mlx-lm's tuner (`train`, with the
+`adapters.training` is the layer's own logic: accepted answers and memories become a dataset
+snapshot (`dataset`, with more phrasings of each fact from `augment`); a LoRA candidate is trained on it with mlx-lm's tuner (`train`, with the
 answer-only loss and batching in `batching`); the shared evaluator (`evaluate`) measures it
-and the active adapter or base, and `gate` decides; `registry` versions and promotes
+and the active adapter or base (and the candidate's KL from the base), and `gate` decides; `registry` versions and promotes
 atomically (`files`). Settings live in `config`; errors are `AdapterError`.
 
 `adapters.jobs` orchestrates it: `refresh` applies the policy (`conditions`: lock, battery,

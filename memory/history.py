@@ -144,6 +144,24 @@ def list_conversations(db: Database, limit: int | None = None) -> list[Conversat
     return [ConversationRecord(**row) for row in db.query(sql)]
 
 
+IMPORT_MODEL_ID = "import"
+"""`model_id` of answers brought in by `import_training_jsonl` (not chatted)."""
+
+
+def last_chat_at(db: Database) -> str | None:
+    """When the user last chatted: the newest message or feedback in a conversation that
+    was not imported (imported pairs are history, not activity). None: never chatted."""
+    imported = "SELECT conversation_id FROM messages WHERE model_id = ?"
+    row = db.execute(
+        "SELECT max(t) FROM ("
+        f"SELECT max(m.created_at) AS t FROM messages m WHERE m.conversation_id NOT IN ({imported}) "
+        "UNION ALL SELECT max(f.created_at) FROM feedback f JOIN messages m ON m.id = f.message_id "
+        f"WHERE m.conversation_id NOT IN ({imported}))",
+        [IMPORT_MODEL_ID, IMPORT_MODEL_ID],
+    ).fetchone()
+    return row[0] if row and row[0] else None
+
+
 def add_feedback(db: Database, message_id: str, kind: str, edited_text: str | None = None) -> int:
     """Record accepted / rejected / edited feedback on an assistant message. The latest row
     wins; an edit's text becomes the example's target. Returns the feedback row id."""

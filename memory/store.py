@@ -160,6 +160,11 @@ class Store:
     def list_conversations(self, limit: int | None = None) -> list[ConversationRecord]:
         return history.list_conversations(self.db, limit)
 
+    @_locked
+    def last_chat_at(self) -> str | None:
+        """ISO time of the user's last real chat turn or feedback (imports do not count)."""
+        return history.last_chat_at(self.db)
+
     # -- feedback and training examples --------------------------------------------------------
 
     @_locked

@@ -137,7 +137,7 @@ def real_chat(args: argparse.Namespace) -> dict[str, Any]:
                             batch_size=2, steps_per_eval=1000)
     runtime = Runtime.load(ref)
     store = Store.open(embedder=HashEmbedder())
-    store.set_setting("adapters.training.train", train.to_dict())
+    store.set_setting("adapters.train", train.to_dict())
     policy = RefreshPolicy(min_accepted=12, min_new_accepted=1, skip_on_battery=False,
                            skip_if_active_minutes=0, min_valid=4)
     gate = GateConfig()

@@ -8,6 +8,8 @@ One experiment (`experiment.run_experiment`) on held-out question/answer pairs:
 - `measure`: per-item answer NLL, greedy answers, token F1 and ROUGE-L, all through the shared
   evaluator (`adapters.training.evaluate`);
 - `stats`: token-weighted means and paired bootstrap intervals;
+- `quiz`: the fact quiz (questions asking trained facts in new words, scored by the fact
+  appearing in the greedy answer);
 - `report`: the Markdown table, results.json and chart.png.
 
 The four conditions are `CONDITIONS`. Importing this package does not import MLX.

@@ -7,7 +7,9 @@
 4. trains a LoRA adapter on the training part with the trainer `hearth refresh` uses
    (`adapters.training.train.train_adapter`; its own validation pairs are carved from the training
    part by `adapters.training.dataset.split`, as refresh does, so the held-out pairs never steer it);
-5. measures **adapter** and **both** (adapter + retrieval), plus the probe;
+5. measures **adapter** and **both** (adapter + retrieval), plus the probe and the adapter's
+   KL from the base on it; the fact quiz (`config.quiz`) is asked under every condition with
+   the same prompts as the held-out pairs;
 6. summarises with paired bootstrap intervals (`stats`).
 
 Everything it writes goes under `folder` (a temporary directory in the CLI). The runtime's
@@ -22,12 +24,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from adapters.eval import CONDITIONS, context, measure, stats
+from adapters.eval import CONDITIONS, context, measure, quiz, stats
 from adapters.eval.data import Item, Split, limit
 from adapters.training import dataset
-from adapters.training.config import RefreshPolicy, TrainConfig
+from adapters.training.config import DataConfig, RefreshPolicy, TrainConfig
 from adapters.training.errors import AdapterError
-from adapters.training.evaluate import probe_nll, use_adapter
+from adapters.training.evaluate import mean_kl, probe_logprobs, probe_nll, use_adapter
 from adapters.training.train import train_adapter
 
 Stage = Callable[[str, int, int], None]
@@ -50,8 +52,12 @@ class ExperimentConfig:
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(epochs=1.0, steps_per_eval=1000, steps_per_save=1000)
     )
-    """The adapter's training settings: `hearth refresh`'s, but one epoch and validation only
-    before and after training (a CPU budget; `--epochs` / `--iters` raise it)."""
+    """The adapter's training settings: `hearth refresh`'s (its time budget included), but at
+    most one epoch and validation only before and after training (`--epochs` / `--iters`)."""
+    data: DataConfig | None = field(default_factory=DataConfig)
+    """How the training part is augmented, as `hearth refresh` does (None: as asked only)."""
+    quiz: list[Any] = field(default_factory=list)
+    """Fact-quiz questions (`adapters.eval.quiz.Question`) asked under every condition."""
     inner_valid_fraction: float = 0.0
     """Share of the training part the trainer validates on (best checkpoint, early stopping).
     Refresh holds out 20%; here the trainer only needs a sanity check before and after
@@ -103,21 +109,41 @@ def _hook(progress: Stage | None, stage: str) -> Callable[[int, int], None] | No
     return lambda done, total: progress(stage, done, total)
 
 
+@dataclass(frozen=True)
+class _Row:
+    """A training pair as an accepted answer (what `dataset.make_snapshot` reads)."""
+
+    message_id: str
+    prompt_messages: list[dict[str, str]]
+    target: str
+    forgotten: bool = False
+
+
+@dataclass(frozen=True)
+class _Note:
+    """A bare {"text"} record as a memory (first-person ones become questions)."""
+
+    id: str
+    text: str
+
+
 def training_snapshot(
     train: Sequence[Item], system_prompt: str, count: context.Counter, budget: context.Budget,
     config: ExperimentConfig,
 ) -> dataset.Snapshot:
-    """The training part as a refresh-style snapshot (train/valid by hash, identified)."""
-    examples = [
-        dataset.Example(context.train_messages(it, system_prompt, count, budget),
-                        dataset.example_hash([{"role": "trainer-valid", "content": it.hash}]))
-        for it in train if it.scorable
-    ]  # re-hashed: the outer split already sorted these hashes, so reusing them would not mix
-    if not examples:
+    """The training part as refresh builds a snapshot: train/valid by hash, augmented as
+    `config.data` says (rewrites, notes as memories, the quiz phrasings it validates on)."""
+    rows = []
+    for it in train:
+        if it.scorable:
+            messages = context.train_messages(it, system_prompt, count, budget)
+            rows.append(_Row(it.hash, messages[:-1], messages[-1]["content"]))
+    if not rows:
         raise AdapterError("the training part holds no question/answer pairs: nothing to train on")
-    inner_train, inner_valid = dataset.split(examples, config.inner_valid_fraction,
-                                             config.inner_min_valid)
-    return dataset.Snapshot(dataset.snapshot_id(e.hash for e in examples), inner_train, inner_valid)
+    notes = [_Note(it.hash[:16], it.reference) for it in train if not it.scorable]
+    return dataset.make_snapshot(rows, config.inner_valid_fraction, config.inner_min_valid,
+                                 memories=notes, data=config.data, system_prompt=system_prompt,
+                                 serve=dataset.default_serve(count))
 
 
 def train_on(
@@ -157,8 +183,12 @@ def _measure_pair(
     return out
 
 
-def _probe(runtime: Any, config: ExperimentConfig) -> float | None:
-    return probe_nll(runtime.model, runtime.tokenizer).mean if config.probe else None
+def _probe(runtime: Any, config: ExperimentConfig) -> tuple[float | None, Any]:
+    """(probe NLL, probe log-probs for the divergence) of the model as it is now."""
+    if not config.probe:
+        return None, None
+    return (probe_nll(runtime.model, runtime.tokenizer).mean,
+            probe_logprobs(runtime.model, runtime.tokenizer))
 
 
 def run_experiment(
@@ -176,38 +206,62 @@ def run_experiment(
     heldout = limit(split.heldout, config.limit)
     if not heldout:
         raise AdapterError("no held-out pairs to score: add data or raise --limit")
+    asked = [*heldout, *(q.item() for q in config.quiz)]  # held-out pairs, then the quiz
     clock = _Clock()
     budget = context.Budget.from_chat(runtime.context_window)
     store = context.open_memory(folder / "memory", split.train, system_prompt, embedder,
                                 _hook(progress, "memory"))
     try:
         system = store.active_system_prompt()[1]
-        prompts = context.build_prompts(heldout, store, runtime.count_tokens, budget,
+        prompts = context.build_prompts(asked, store, runtime.count_tokens, budget,
                                         _hook(progress, "retrieval"))
     finally:
         store.close()
     clock.lap("memory_and_retrieval")
     snapshot = training_snapshot(split.train, system, runtime.count_tokens, budget, config)
-    refs = [it.reference for it in heldout]
+    refs = [it.reference for it in asked]
     stock = measure.style_words([it.reference for it in split.train if it.scorable])
     use_adapter(runtime.model, None)
     scored = _measure_pair(runtime, prompts, refs, ("base", "rag"), config, progress, stock)
-    probe_base = _probe(runtime, config)
+    probe_base, base_logprobs = _probe(runtime, config)
     clock.lap("measure_base")
     try:
         trained = train_on(runtime, snapshot, folder / "adapter", config, progress)
         clock.lap("train")
         scored |= _measure_pair(runtime, prompts, refs, ("adapter", "both"), config, progress,
                                 stock)
-        probe_adapter = _probe(runtime, config)
+        probe_adapter, adapter_logprobs = _probe(runtime, config)
         clock.lap("measure_adapter")
     finally:
         use_adapter(runtime.model, None)
+    n = len(heldout)
+    quizzed = {name: items[n:] for name, items in scored.items()}
+    scored = {name: items[:n] for name, items in scored.items()}
     probes = {"base": probe_base, "rag": probe_base, "adapter": probe_adapter, "both": probe_adapter}
     summaries = stats.summarize(scored, probes, config.bootstrap, config.seed)
     meta = _meta(runtime, split, heldout, snapshot, trained, config, clock)
     meta["style_words"] = sorted(stock)
+    if base_logprobs is not None:
+        meta["probe_kl"] = mean_kl(base_logprobs, adapter_logprobs)
+    if config.quiz:
+        meta["quiz"] = quiz_results(config.quiz, quizzed, config)
     return Results(summaries, _items(heldout, prompts, scored), meta)
+
+
+def quiz_results(questions: Sequence[Any], scored: dict[str, list[measure.Scored]],
+                 config: ExperimentConfig) -> dict[str, Any]:
+    """Per condition the share of quiz questions answered with the fact; every answer."""
+    hits = {name: [quiz.says_fact(s.answer, q.facts) for s, q in zip(items, questions, strict=True)]
+            for name, items in scored.items()}
+    return {
+        "n": len(questions),
+        "conditions": {name: quiz.summarize(h, config.bootstrap, config.seed)
+                       for name, h in hits.items()},
+        "items": [{"question": q.question, "facts": list(q.facts),
+                   **{name: {"answer": scored[name][i].answer, "hit": hits[name][i]}
+                      for name in scored}}
+                  for i, q in enumerate(questions)],
+    }
 
 
 def _items(
@@ -233,6 +287,7 @@ def _meta(
         "n_scored": len(heldout),
         "dropped_overlap": split.dropped_overlap,
         "adapter_train_examples": len(snapshot.train),
+        "adapter_examples": snapshot.counts(),
         "adapter_valid_examples": len(snapshot.valid),
         "snapshot_id": snapshot.snapshot_id,
         "train": {"steps": trained.steps, "iters": trained.iters, "best_step": trained.best_step,

@@ -62,7 +62,23 @@ def markdown(results: Results) -> str:
             "| Δ content F1 | ROUGE-L ↑ | probe NLL ↓ |")
     rule = "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     rows = [_row(name, results.summaries[name]) for name in CONDITIONS]
-    return "\n".join([head, rule, *rows, "", footnote(results)])
+    return "\n".join([head, rule, *rows, "", footnote(results), *quiz_table(results)])
+
+
+def quiz_table(results: Results) -> list[str]:
+    """The fact quiz as a Markdown table (nothing when the run had no quiz)."""
+    quiz = results.meta.get("quiz")
+    if not quiz:
+        return []
+    lines = ["", f"Fact quiz ({quiz['n']} questions asking trained facts in new words; "
+             "share of greedy answers that state the fact, 95% bootstrap interval):", "",
+             "| condition | facts stated ↑ | 95% interval |", "|---|---:|---:|"]
+    for name in CONDITIONS:
+        c = quiz["conditions"].get(name, {})
+        ci = c.get("ci") or {}
+        lines.append(f"| {LABELS[name]} | {c.get('hits', 0)}/{c.get('n', 0)} = {fmt(c.get('score'), 2)} "
+                     f"| [{fmt(ci.get('low'), 2)}, {fmt(ci.get('high'), 2)}] |")
+    return lines
 
 
 def footnote(results: Results) -> str:
@@ -80,7 +96,9 @@ def footnote(results: Results) -> str:
         f"{train.get('best_step')}; model {m.get('model')}; {fmt(secs, 0)} s. "
         "Δ = condition − base with a paired 95% bootstrap interval over held-out pairs; "
         f"content F1 leaves out the stock words {_stock(m)}; "
-        "probe NLL measures the weights (retrieval leaves it unchanged)."
+        "probe NLL measures the weights (retrieval leaves it unchanged)"
+        + (f"; the adapter's divergence from the base on the probe (the gate's KL): "
+           f"{fmt(m['probe_kl'], 4)} nats/token." if m.get("probe_kl") is not None else ".")
     )
 
 
@@ -138,6 +156,25 @@ def _panel(ax: Any, results: Results, metric: str, title: str) -> None:
                         xytext=(0, 2), textcoords="offset points")
 
 
+def _quiz_panel(ax: Any, quiz: dict[str, Any]) -> None:
+    names = list(CONDITIONS)
+    values, low, high = [], [], []
+    for name in names:
+        c = quiz["conditions"][name]
+        ci = c.get("ci") or {"low": c["score"], "high": c["score"]}
+        values.append(c["score"])
+        low.append(c["score"] - ci["low"])
+        high.append(ci["high"] - c["score"])
+    x = range(len(names))
+    ax.bar(x, values, color=[COLOURS[n] for n in names], yerr=[low, high], capsize=4)
+    ax.set_xticks(list(x), names)
+    ax.set_ylim(0, 1.05)
+    ax.set_title(f"fact quiz: {quiz['n']} facts asked anew", fontsize=10)
+    for i, (v, up) in enumerate(zip(values, high, strict=True)):
+        ax.annotate(f"{v:.2f}", (i, v + up), ha="center", va="bottom", fontsize=8,
+                    xytext=(0, 2), textcoords="offset points")
+
+
 def draw_chart(results: Results, path: Path) -> None:
     """Five panels (NLL, F1, content F1, ROUGE-L, probe NLL): a bar per condition, 95% CIs."""
     import matplotlib  # lazy: imports matplotlib
@@ -150,9 +187,12 @@ def draw_chart(results: Results, path: Path) -> None:
               ("content_f1", "content F1: facts, not style"),
               ("rougeL", "ROUGE-L (higher is better)"),
               ("probe_nll", "general probe NLL (lower is better)")]
-    fig, axes = plt.subplots(1, len(panels), figsize=(17, 3.6))
-    for ax, (metric, title) in zip(axes, panels, strict=True):
+    quiz = results.meta.get("quiz")
+    fig, axes = plt.subplots(1, len(panels) + bool(quiz), figsize=(17 + 3.4 * bool(quiz), 3.6))
+    for ax, (metric, title) in zip(axes, panels, strict=False):
         _panel(ax, results, metric, title)
+    if quiz:
+        _quiz_panel(axes[-1], quiz)
     m = results.meta
     fig.suptitle(f"hearth eval: {m.get('n_scored')} held-out pairs, {m.get('model')} "
                  "(bars: 95% bootstrap intervals)", fontsize=11)

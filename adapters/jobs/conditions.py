@@ -3,8 +3,8 @@
 Small, separately testable probes. `refresh_lock()` is an exclusive, non-blocking
 `fcntl.flock` on a file in the adapters directory: the kernel drops it when the holder dies,
 so a killed refresh never blocks the next one. `on_battery()` reads Linux sysfs or macOS
-`pmset`; unknown means "not on battery". `minutes_since_activity()` asks the store when a
-conversation last changed. Nothing here trains or decides policy (see `refresh`).
+`pmset`; unknown means "not on battery". `minutes_since_activity()` asks the store when the
+user last chatted (imports are not chatting). Nothing here trains or decides policy (see `refresh`).
 """
 
 from __future__ import annotations
@@ -116,14 +116,23 @@ def parse_iso(value: str) -> datetime:
 
 
 def minutes_since_activity(store: Store, now: datetime | None = None) -> float | None:
-    """Minutes since the most recently changed conversation (None: no conversations)."""
-    try:
-        latest = store.list_conversations(limit=1)
-    except AttributeError:
-        return None
-    if not latest:
-        return None
-    stamp = getattr(latest[0], "updated_at", None) or getattr(latest[0], "created_at", None)
+    """Minutes since the user last chatted (None: never).
+
+    Asks `store.last_chat_at()` (real chat turns and feedback only: conversations brought in
+    by `hearth memory import --training` are not activity); a store without it falls back to
+    the most recently changed conversation.
+    """
+    stamp: str | None
+    if hasattr(store, "last_chat_at"):
+        stamp = store.last_chat_at()
+    else:
+        try:
+            latest = store.list_conversations(limit=1)
+        except AttributeError:
+            return None
+        if not latest:
+            return None
+        stamp = getattr(latest[0], "updated_at", None) or getattr(latest[0], "created_at", None)
     if not stamp:
         return None
     now = now or datetime.now(UTC)

@@ -24,13 +24,13 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from adapters.jobs import conditions
 from adapters.training import drift, evaluate, files, gate, registry
-from adapters.training.config import GateConfig, RefreshPolicy, TrainConfig
+from adapters.training.config import DataConfig, GateConfig, RefreshPolicy, TrainConfig
 from adapters.training.dataset import Snapshot, make_snapshot
 from adapters.training.errors import AdapterError
 from adapters.training.evaluate import probe_digest
@@ -49,7 +49,7 @@ BASE_PROBE_KEY = "adapters.base_probe"
 
 
 RefreshStatus = Literal["busy", "skipped", "cold_start", "up_to_date", "deactivated",
-                        "promoted", "rejected"]
+                        "promoted", "rejected", "trial", "candidate"]
 
 
 @dataclass
@@ -134,12 +134,14 @@ def _refresh(store: Store, base: registry.Base, policy: RefreshPolicy, config: T
              gate_config: GateConfig, log: _Log, force: bool) -> RefreshResult:
     if not force and (why := skip_reason(store, policy)):
         return RefreshResult("skipped", why)
-    snapshot = make_snapshot(store.accepted_examples(), policy.valid_fraction, policy.min_valid)
+    snapshot = build_snapshot(store, policy, data_config(store))
     gauge = cold_start(store, policy, snapshot)
     n, new = gauge.count, gauge.new
     active = store.active_adapter()
-    forgotten = _forgotten_ids(store) & _trained_ids(active)
-    counts = {"accepted": n, "new": new, "forgotten_in_active": len(forgotten)}
+    forgotten = (_forgotten_ids(store) & _trained_ids(active)) | (
+        _trained_ids(active, "memory_ids") - set(snapshot.memory_ids) - _current_memories(store))
+    counts = {"accepted": n, "new": new, "forgotten_in_active": len(forgotten),
+              **{f"examples_{k}": v for k, v in snapshot.counts().items()}}
     stale = _stale(store, log)
     if not gauge.reached:
         if forgotten and active is not None:
@@ -156,6 +158,8 @@ def _refresh(store: Store, base: registry.Base, policy: RefreshPolicy, config: T
             return RefreshResult("up_to_date", f"{same['id']} was already trained on exactly "
                                  f"this data ({same['status']}): accept more answers",
                                  version=same["id"], counts=counts)
+    log({"event": "plan", "line": plan_line(snapshot, new, _latest_trained(store), config,
+                                            forgotten, force, stale)})
     result = train_and_judge(store, base, snapshot, config, gate_config, log,
                              trust_active=not forgotten)
     if forgotten and active is not None and result.status == "rejected":
@@ -165,6 +169,38 @@ def _refresh(store: Store, base: registry.Base, policy: RefreshPolicy, config: T
                           "model serves now")
     result.counts.update(counts)
     return result
+
+
+def data_config(store: Store) -> DataConfig:
+    """The user's DataConfig (setting adapters.data), defaults otherwise."""
+    value = store.get_setting("adapters.data")
+    return DataConfig.from_dict(value if isinstance(value, dict) else {})
+
+
+def build_snapshot(store: Store, policy: RefreshPolicy, data: DataConfig) -> Snapshot:
+    """The store's accepted answers and current memories as an augmented snapshot."""
+    _, system = store.active_system_prompt()
+    return make_snapshot(store.accepted_examples(), policy.valid_fraction, policy.min_valid,
+                         memories=store.list_memories(), data=data, system_prompt=system)
+
+
+def _current_memories(store: Store) -> set[str]:
+    return {str(m.id) for m in store.list_memories()}
+
+
+def plan_line(snapshot: Snapshot, new: int, latest: dict[str, Any] | None, config: TrainConfig,
+              forgotten: set[str], force: bool, stale: str | None = None) -> str:
+    """One line: what this refresh will train on and for how long, and why it trains now."""
+    c = snapshot.counts()
+    since = f"since {latest['id']}" if latest else "(first adapter)"
+    why = ("forced" if force else f"{len(forgotten)} forgotten source(s) in the active adapter"
+           if forgotten else f"stale ({stale})" if stale else "enough new answers" if latest
+           else "cold start reached")
+    steps, budget = config.plan(len(snapshot.train), snapshot.mean_tokens())
+    return (f"plan: {len(snapshot)} accepted ({new} new {since}), {c['memories']} memories -> "
+            f"{c['train']} training examples ({c['rewrite']} rewrites, {c['memory'] + c['repeat']} "
+            f"from memories), {c['valid']} held out, {c['quiz']} quiz phrasings; {steps} steps, "
+            f"budget {budget}; training because: {why}")
 
 
 def _stale(store: Any, log: _Log) -> str | None:
@@ -265,10 +301,10 @@ def _latest_trained(store: Store) -> dict[str, Any] | None:
     return None
 
 
-def _trained_ids(row: Mapping[str, Any] | None) -> set[str]:
+def _trained_ids(row: Mapping[str, Any] | None, key: str = "message_ids") -> set[str]:
     if not row or not registry.has_files(row):
         return set()
-    return registry.trained_on(row["id"])
+    return registry.trained_on(row["id"], key)
 
 
 def _forgotten_ids(store: Store) -> set[str]:
@@ -319,6 +355,7 @@ def train_and_judge(store: Store, base: registry.Base, snapshot: Snapshot, confi
                             "tokens_per_second": round(trained.tokens_per_second, 1)}
         lineage = {"base_model_id": base.id, "base_checksum": base.checksum,
                    "dataset_snapshot": snapshot.snapshot_id, "message_ids": snapshot.message_ids,
+                   "memory_ids": snapshot.memory_ids, "examples": snapshot.counts(),
                    "hyperparams": config.to_dict(), "created_at": now_iso()}
         folder = registry.write_folder(version, trained.adapter_dir, lineage)
         registry.record(store, version, folder, verdict.promote, verdict.word, verdict.reason,
@@ -350,6 +387,7 @@ def judge(store: Store, base: registry.Base, model: Any, tokenizer: Any, snapsho
     valid = [e.messages for e in snapshot.valid]
     log({"event": "evaluate", "what": "candidate"})
     candidate = gate.measure(model, tokenizer, valid, "candidate")
+    candidate_logprobs = evaluate.probe_logprobs(model, tokenizer)
     reference_dir, problems = registry.serving_path(store, base.checksum)
     if not trust_active:
         reference_dir = None
@@ -358,6 +396,9 @@ def judge(store: Store, base: registry.Base, model: Any, tokenizer: Any, snapsho
     log({"event": "evaluate", "what": reference_dir.name if reference_dir else "base"})
     base_probe = _cached_base_probe(store, base)
     evaluate.use_adapter(model, None)
+    kl = evaluate.mean_kl(evaluate.probe_logprobs(model, tokenizer), candidate_logprobs)
+    del candidate_logprobs
+    candidate = replace(candidate, probe_kl=kl)
     if base_probe is None:
         base_probe = evaluate.probe_nll(model, tokenizer).mean
         store.set_setting(BASE_PROBE_KEY, {"checksum": base.checksum, "nll": base_probe,
@@ -375,13 +416,13 @@ def judge(store: Store, base: registry.Base, model: Any, tokenizer: Any, snapsho
 
 
 def settings(store: Store) -> tuple[TrainConfig, GateConfig, RefreshPolicy]:
-    """The user's settings stored under adapters.training.train / adapters.training.gate / adapters.jobs.refresh."""
+    """The user's settings stored under adapters.train / adapters.gate / adapters.refresh."""
     def get(key: str) -> dict[str, Any]:
         value = store.get_setting(key)
         return value if isinstance(value, dict) else {}
 
-    return (TrainConfig.from_dict(get("adapters.training.train")), GateConfig.from_dict(get("adapters.training.gate")),
-            RefreshPolicy.from_dict(get("adapters.jobs.refresh")))
+    return (TrainConfig.from_dict(get("adapters.train")), GateConfig.from_dict(get("adapters.gate")),
+            RefreshPolicy.from_dict(get("adapters.refresh")))
 
 
 def _recorded_probe(store: Store, version: str) -> float | None:

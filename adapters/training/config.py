@@ -1,6 +1,6 @@
 """Settings for training, gating and refreshing the personal adapter.
 
-Three dataclasses with documented fields and defaults sized for a 135M model on a laptop CPU.
+Four dataclasses with documented fields and defaults sized for a 135M model on a laptop CPU.
 `from_dict` builds one from a (possibly partial) mapping, ignoring unknown keys, so settings
 stored by an older or newer Hearth still load. This module only holds settings; it does not
 read files or the database.
@@ -75,19 +75,38 @@ class TrainConfig(_FromDict):
     """Seeds LoRA initialisation, dropout and batch order (a resumed run sees the same order)."""
     grad_checkpoint: bool = False
     """Trade compute for memory (mlx-lm's gradient checkpointing)."""
+    time_budget_s: float | None = 720.0
+    """Wall-clock seconds the training loop may take (None: no limit). Derived `iters` are
+    capped to what fits at `tokens_per_second`, and the loop stops, keeping its best weights,
+    when the time is spent. 12 minutes leave room for loading and judging within a 20-minute
+    refresh on a 2-core CPU."""
+    tokens_per_second: float = 60.0
+    """Training throughput assumed when planning steps (SmolLM2-135M, rank 8, 8 layers on a
+    loaded 2-core CPU measured 60-100; refresh passes the last run's measured rate)."""
 
-    def resolved_iters(self, n_train: int) -> int:
-        """Steps to train for `n_train` examples.
+    def resolved_iters(self, n_train: int, mean_tokens: float | None = None) -> int:
+        """Steps to train for `n_train` examples of `mean_tokens` tokens on average.
 
-        >>> TrainConfig(epochs=2, batch_size=4).resolved_iters(40)
+        >>> TrainConfig(epochs=2, batch_size=4, time_budget_s=None).resolved_iters(40)
         20
         >>> TrainConfig(iters=7).resolved_iters(40)
         7
+        >>> TrainConfig(epochs=4, time_budget_s=600, tokens_per_second=60).resolved_iters(400, 150)
+        60
         """
         if self.iters is not None:
             return max(1, self.iters)
         derived = math.ceil(self.epochs * n_train / max(1, self.batch_size))
-        return max(self.min_iters, min(self.max_iters, derived))
+        steps = max(self.min_iters, min(self.max_iters, derived))
+        if self.time_budget_s and mean_tokens:
+            fits = self.time_budget_s * self.tokens_per_second / (self.batch_size * mean_tokens)
+            steps = min(steps, max(1, int(fits)))
+        return steps
+
+    def plan(self, n_train: int, mean_tokens: float | None) -> tuple[int, str]:
+        """(steps, the time budget in words) for a plan line."""
+        budget = f"{self.time_budget_s / 60:.0f} min" if self.time_budget_s else "no time limit"
+        return self.resolved_iters(n_train, mean_tokens), budget
 
     def lora_parameters(self) -> dict[str, Any]:
         """The `lora_parameters` mapping mlx-lm's `linear_to_lora_layers` expects."""
@@ -111,6 +130,14 @@ class GateConfig(_FromDict):
     right; a diverged adapter moves it by well over 100%."""
     max_probe_regression_vs_base: float = 0.15
     """...and by at most this fraction of the base model's, so small drifts cannot pile up."""
+    max_probe_kl: float = 3.8
+    """Mean KL(base || candidate) per answer token on the probe's everyday prompts may be at
+    most this (nats). Measured by `scripts/bench_gate.py` on SmolLM2-135M (2026-12, loaded
+    2-core CPU): a persona adapter (44 answers, "Right then! ... Cheers, pal.", 12 steps at
+    2e-4) 3.62 with the probe NLL *down* 16%; an adapter over-trained on florid prose (16 steps
+    at 1e-3, last weights) 4.01 with the probe NLL up only 0.9%, which the NLL checks pass.
+    The margin is thin: a strong style moves the distributions too, so this bound is set just
+    under the harmful candidate and should be re-measured on more candidates."""
     min_valid_examples: int = 2
     """Fewer held-out examples than this and no decision is trusted: the candidate is rejected."""
 
@@ -131,3 +158,21 @@ class RefreshPolicy(_FromDict):
     """Share of examples held out for validation (stable, by hash)."""
     min_valid: int = 4
     """At least this many examples are held out, when the dataset allows."""
+
+
+@dataclass
+class DataConfig(_FromDict):
+    """What a snapshot is made of beyond the accepted answers as they were asked."""
+
+    phrasings: int = 3
+    """Rule-based rewrites of each accepted answer's question trained on (0: as asked only)."""
+    memory_phrasings: int = 3
+    """Questions trained on per first-person memory ("My boat is called Dormouse.")."""
+    memory_share: float = 0.2
+    """Memories' examples are repeated until they make up at least this share of the training
+    examples, so a handful of memories is not drowned by hundreds of chats (0: no repeats)."""
+    max_memory_repeat: int = 8
+    """...but no memory example is repeated more than this many times."""
+    quiz_size: int = 32
+    """Held-out phrasings of trained facts (one per source, not trained on) that the trainer
+    validates on: early stopping watches whether the facts are recalled in new words."""

@@ -7,8 +7,19 @@ so the adapter learns exactly what it will be shown. Forgotten rows are left out
 so it stays on the same side as the data grows. The snapshot id hashes the sorted example
 hashes: the same data gives the same id.
 
-This module does not read the database (callers pass `Store.accepted_examples()`), and does
-not tokenize; mlx-lm's ChatDataset does that at training time.
+With a `DataConfig` (`hearth refresh` passes one) the snapshot also teaches the *facts* in
+other words (`adapters.augment`): each training answer is asked again in rule-based
+rewrites, each first-person memory becomes question/answer pairs, memories are repeated up
+to a share of the examples, and one further phrasing per source is held out as the `quiz`
+the trainer validates on (phrasings never trained on). A rewrite is served as the chat
+serves a question that retrieval found nothing for (`agent.llm.prompt.assemble` with the same
+system prompt), plus the target (`agent.llm.prompt.training_messages`). Every example keeps its
+`source` ("message:ID" or "memory:ID"): forgetting the source removes all its examples from
+the next snapshot, since they are rebuilt from what the store still holds.
+
+This module does not read the database (callers pass `Store.accepted_examples()` and
+`Store.list_memories()`), and does not tokenize; mlx-lm's ChatDataset does that at training
+time.
 """
 
 from __future__ import annotations
@@ -21,12 +32,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from adapters.training import augment
+from adapters.training.config import DataConfig
 from adapters.training.errors import AdapterError
 from agent.foundation import paths
+from agent.llm import prompt
 from agent.llm.prompt import training_messages
 
 Messages = list[dict[str, str]]
 Assemble = Callable[[Messages, str], Messages]
+Serve = Callable[[str, str], Messages]
+"""(system prompt, question) -> the prompt the chat serves it without retrieval."""
+
+
+class MemoryLike(Protocol):
+    """What `Store.list_memories()` yields (memory.records.MemoryRecord)."""
+
+    @property
+    def id(self) -> Any: ...
+    @property
+    def text(self) -> str: ...
 
 
 class AcceptedLike(Protocol):
@@ -49,6 +74,10 @@ class Example:
     messages: Messages
     hash: str
     message_id: str | None = None
+    source: str | None = None
+    """Provenance: "message:ID" or "memory:ID" (None: a file's example)."""
+    kind: str = "asked"
+    """asked (as stored), rewrite (another phrasing), memory (from a memory), repeat (a copy)."""
 
     @property
     def position(self) -> float:
@@ -68,14 +97,37 @@ class Snapshot:
     train: list[Example]
     valid: list[Example]
     message_ids: list[str] = field(default_factory=list)
+    quiz: list[Example] = field(default_factory=list)
+    """Facts of training sources asked in phrasings not trained on (trainer validation)."""
+    memory_ids: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.train) + len(self.valid)
+        """Accepted answers in the snapshot (generated examples are not counted)."""
+        return len({e.source or e.hash for e in (*self.train, *self.valid) if e.kind == "asked"})
+
+    def mean_tokens(self) -> float | None:
+        """Rough tokens per training example (4 characters a token, 5 per message)."""
+        if not self.train:
+            return None
+        chars = sum(len(m["content"]) / 4 + 5 for e in self.train for m in e.messages)
+        return chars / len(self.train)
+
+    @property
+    def trainer_valid(self) -> list[Example]:
+        """What the trainer validates on: held-out answers plus the quiz phrasings."""
+        return [*self.valid, *self.quiz]
+
+    def counts(self) -> dict[str, int]:
+        """Training examples by kind, plus the held-out and quiz sizes."""
+        out = {k: sum(1 for e in self.train if e.kind == k)
+               for k in ("asked", "rewrite", "memory", "repeat")}
+        return {**out, "train": len(self.train), "valid": len(self.valid), "quiz": len(self.quiz),
+                "memories": len(self.memory_ids)}
 
     def write(self, folder: Path) -> Path:
         """Write train.jsonl, valid.jsonl and snapshot.json into `folder`; returns it."""
         paths.ensure_private_dir(folder)  # the user's accepted answers: 0700 / 0600
-        for name, rows in (("train", self.train), ("valid", self.valid)):
+        for name, rows in (("train", self.train), ("valid", self.trainer_valid)):
             path = folder / f"{name}.jsonl"
             with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, paths.FILE_MODE),
                       "w", encoding="utf-8") as fh:
@@ -87,6 +139,8 @@ class Snapshot:
             "n_train": len(self.train),
             "n_valid": len(self.valid),
             "message_ids": self.message_ids,
+            "memory_ids": self.memory_ids,
+            "counts": self.counts(),
         }
         (folder / "snapshot.json").write_text(json.dumps(meta, indent=2))
         paths.make_private(folder / "snapshot.json")
@@ -134,7 +188,74 @@ def build_examples(
             continue
         seen.add(h)
         mid = row.message_id
-        out.append(Example(messages, h, None if mid is None else str(mid)))
+        out.append(Example(messages, h, None if mid is None else str(mid),
+                           None if mid is None else f"message:{mid}"))
+    return out
+
+
+def default_serve(count: Callable[[str], int] | None = None) -> Serve:
+    """`agent.llm.prompt.assemble` without retrieval: how the chat serves a bare question."""
+    def serve(system: str, question: str) -> Messages:
+        return prompt.assemble(system, question, count=count).messages
+
+    return serve
+
+
+def _system_of(messages: Messages, fallback: str) -> str:
+    return messages[0]["content"] if messages and messages[0]["role"] == "system" else fallback
+
+
+def _question_of(example: Example) -> str:
+    holder = _Prompted(example.messages[:-1], example.messages[-1]["content"])
+    return prompt.last_user_question(holder)
+
+
+@dataclass
+class _Prompted:
+    prompt_messages: Messages
+    target: str
+
+
+CONTEXTUAL = ("and ", "but ", "so ", "what about", "how about", "why ", "also ", "then ")
+"""Questions that lean on the turn before: rewriting them alone would change their meaning."""
+
+
+def _generated(source: str | None, kind: str, messages: Messages) -> Example:
+    return Example(messages, example_hash(messages), None, source, kind)
+
+
+def _rewrite_examples(example: Example, n: int, serve: Serve, assemble: Assemble,
+                      system: str) -> list[Example]:
+    """`n` phrasings (rule-based rewrites) of an accepted answer's question, same target."""
+    question = _question_of(example)
+    if len(question.split()) < 2 or question.lower().startswith(CONTEXTUAL):
+        return []
+    target = example.messages[-1]["content"]
+    sys_prompt = _system_of(example.messages, system)
+    return [_generated(example.source, "rewrite", assemble(serve(sys_prompt, q), target))
+            for q in augment.rewrites(question, n)]
+
+
+def memory_examples(memories: Iterable[MemoryLike], n: int, serve: Serve, assemble: Assemble,
+                    system: str, frame: tuple[str, str] = ("", "")) -> list[list[Example]]:
+    """Per first-person memory, `n` question/answer examples (its other statements: none)."""
+    out = []
+    for memory in memories:
+        pairs = augment.memory_pairs(memory.text, n, frame)
+        if pairs:
+            out.append([_generated(f"memory:{memory.id}", "memory", assemble(serve(system, q), a))
+                        for q, a in pairs])
+    return out
+
+
+def _repeats(examples: Sequence[Example], want: int) -> list[Example]:
+    """`want` extra copies of `examples` in turn, each with its own hash (a training weight)."""
+    out = []
+    for i in range(want):
+        ex = examples[i % len(examples)]
+        copy = f"{ex.hash}:{i // len(examples) + 1}"
+        out.append(Example(ex.messages, example_hash([{"role": "repeat", "content": copy}]),
+                           None, ex.source, "repeat"))
     return out
 
 
@@ -162,12 +283,70 @@ def make_snapshot(
     valid_fraction: float = 0.2,
     min_valid: int = 4,
     assemble: Assemble | None = None,
+    memories: Iterable[MemoryLike] = (),
+    data: DataConfig | None = None,
+    system_prompt: str = "",
+    serve: Serve | None = None,
 ) -> Snapshot:
-    """Build, deduplicate and split the examples; identify the snapshot."""
+    """Build, deduplicate and split the examples; identify the snapshot.
+
+    Without `data` the snapshot is the accepted answers as they were asked (and `memories` are
+    ignored); with it, the phrasings of the module docstring are added to the training side.
+    `system_prompt` serves memories (and answers stored without one).
+    """
+    assemble = assemble or default_assemble()
     examples = build_examples(accepted, assemble)
     train, valid = split(examples, valid_fraction, min_valid)
+    quiz: list[Example] = []
+    memory_ids: list[str] = []
+    if data is not None:
+        serve = serve or default_serve()
+        train, quiz, memory_ids = _augment(train, list(memories), data, serve, assemble,
+                                           system_prompt)
     ids = [e.message_id for e in examples if e.message_id is not None]
-    return Snapshot(snapshot_id([e.hash for e in examples]), train, valid, ids)
+    hashes = [e.hash for e in (*train, *valid, *quiz)]
+    return Snapshot(snapshot_id(hashes), train, valid, ids, quiz, memory_ids)
+
+
+def _augment(train: list[Example], memories: list[MemoryLike], data: DataConfig, serve: Serve,
+             assemble: Assemble, system: str) -> tuple[list[Example], list[Example], list[str]]:
+    """(training examples with rewrites, memories and repeats; the quiz; memory ids used)."""
+    frame = augment.style_frame([e.messages[-1]["content"] for e in train])
+    out: list[Example] = []
+    quiz_pool: list[Example] = []
+    for ex in train:
+        phrasings = _rewrite_examples(ex, data.phrasings + 1, serve, assemble, system)
+        out.append(ex)
+        out += phrasings[: data.phrasings]
+        if len(phrasings) > data.phrasings:
+            quiz_pool.append(phrasings[data.phrasings])
+    per_memory = memory_examples(memories, data.memory_phrasings + 1, serve, assemble, system, frame)
+    mem_train: list[Example] = []
+    for group in per_memory:
+        if len(group) > 1:
+            quiz_pool.append(group[-1])
+            group = group[:-1]
+        mem_train += group
+    if mem_train and data.memory_share > 0:
+        # share s of the total: m + r = s * (n + m + r)  =>  r = (s * (n + m) - m) / (1 - s)
+        s = min(data.memory_share, 0.9)
+        need = (s * (len(out) + len(mem_train)) - len(mem_train)) / (1 - s)
+        want = min(int(need + 0.5), len(mem_train) * (data.max_memory_repeat - 1))
+        mem_train += _repeats(mem_train, max(0, want))
+    quiz = sorted(_unique(quiz_pool), key=lambda e: e.position)[: data.quiz_size]
+    used = sorted({e.source.split(":", 1)[1] for g in per_memory for e in g if e.source})
+    trained = {e.hash for e in out}
+    return _unique([*out, *mem_train]), [q for q in quiz if q.hash not in trained], used
+
+
+def _unique(examples: Iterable[Example]) -> list[Example]:
+    seen: set[str] = set()
+    out = []
+    for e in examples:
+        if e.hash not in seen:
+            seen.add(e.hash)
+            out.append(e)
+    return out
 
 
 def normalize_record(record: dict[str, Any]) -> Messages:

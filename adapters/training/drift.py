@@ -26,12 +26,12 @@ from adapters.training import ab_stats, registry
 from adapters.training.errors import AdapterError
 
 STALE_KEY = "adapters.stale"
-SETTINGS_KEY = "adapters.training.drift"
+SETTINGS_KEY = "adapters.drift"
 
 
 @dataclass(frozen=True)
 class DriftConfig:
-    """Settings of the drift monitor (stored under `adapters.training.drift`)."""
+    """Settings of the drift monitor (stored under the setting `adapters.drift`)."""
 
     window: int = 20
     """Rated answers in the rolling window (and in the launch sample)."""

@@ -9,6 +9,9 @@ thing the same way:
   the reference (SQuAD-style normalisation; pure functions, hand-checkable).
 - `probe_nll`: `answer_nll` on `adapters/data/probe.jsonl`, ~30 everyday instructions with short
   reference answers written for Hearth: the guard against forgetting how to be useful.
+- `probe_logprobs` + `mean_kl`: how far a model's next-token distributions on the probe's
+  answers have moved from another model's (the gate's divergence from the base: it grows
+  when general behaviour changes, whichever way the probe's own NLL goes);
 - `use_adapter`: put an adapter folder (or none) on a loaded base model in place.
 
 It does not decide anything (see `gate`) and does not load base models from disk.
@@ -184,6 +187,62 @@ def probe_digest() -> str:
 def probe_nll(model: Any, tokenizer: Any, batch_size: int = 8) -> NLL:
     """Answer-token NLL on the general probe."""
     return answer_nll(model, tokenizer, probe_examples(), batch_size=batch_size)
+
+
+def answer_logprobs(
+    model: Any, tokenizer: Any, examples: Iterable[Messages], batch_size: int = 8,
+    max_seq_length: int = 2048,
+) -> Any:
+    """Log-probabilities over the vocabulary at every answer position, (positions, vocab).
+
+    The positions are those `answer_nll` scores, in a fixed order (length-sorted batches),
+    so two model states measured on the same examples line up row by row.
+    """
+    import mlx.core as mx
+    import numpy as np
+    from mlx_lm.tuner.datasets import CacheDataset, ChatDataset
+
+    rows: list[Any] = [{"messages": list(m)} for m in examples]
+    if not rows:
+        raise AdapterError("nothing to evaluate: no examples given")
+    dataset = CacheDataset(ChatDataset(rows, tokenizer, mask_prompt=True))
+    was_training = model.training
+    model.eval()
+    parts = []
+    try:
+        for batch, _lengths, idx, mask in eval_batches(dataset, batch_size, max_seq_length):
+            logits = mx.take_along_axis(model(batch[:, :-1]), idx[..., None], axis=1)
+            logits = logits.astype(mx.float32)
+            logp = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+            mx.eval(logp)
+            for row, count in enumerate(np.array(mask).sum(axis=1).tolist()):
+                parts.append(logp[row, : int(count)])
+    finally:
+        model.train(was_training)
+    out = mx.concatenate(parts, axis=0)
+    mx.eval(out)
+    return out
+
+
+def probe_logprobs(model: Any, tokenizer: Any) -> Any:
+    """`answer_logprobs` on the general probe."""
+    return answer_logprobs(model, tokenizer, probe_examples())
+
+
+def mean_kl(reference: Any, other: Any) -> float:
+    """Mean over positions of KL(reference || other), in nats, from two log-prob arrays.
+
+    >>> import mlx.core as mx
+    >>> p = mx.log(mx.array([[0.5, 0.5], [0.9, 0.1]]))
+    >>> round(mean_kl(p, p), 6), round(mean_kl(p, mx.log(mx.array([[0.9, 0.1], [0.9, 0.1]]))), 4)
+    (0.0, 0.2554)
+    """
+    import mlx.core as mx
+
+    if reference.shape != other.shape:
+        raise AdapterError("the two measurements cover different positions; measure both again")
+    kl = (mx.exp(reference) * (reference - other)).sum(axis=-1)
+    return max(0.0, float(kl.mean().item()))
 
 
 def use_adapter(model: Any, adapter_dir: Path | None) -> None:

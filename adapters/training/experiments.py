@@ -20,6 +20,7 @@ This module decides; rows live in `memory.experiments`; statistics in `ab_stats`
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -38,7 +39,7 @@ class Serving:
 
     experiment_id: str
     arm: Arm
-    adapter: dict[str, Any] | None = None
+    adapter: Mapping[str, Any] | None = None
     """The registry row to serve instead of the active adapter (candidate adapter arm)."""
     prompt: tuple[int, str] | None = None
     """(version, text) to use instead of the active system prompt (candidate prompt arm)."""
@@ -70,12 +71,12 @@ def rule_for(store: Any, experiment: dict[str, Any] | None = None) -> Rule:
     return Rule.from_dict(value if isinstance(value, dict) else None)
 
 
-def passed_gate(row: dict[str, Any]) -> bool:
+def passed_gate(row: Mapping[str, Any]) -> bool:
     """True for a version the offline gate promoted and that is not marked bad since."""
     return row.get("verdict") == "promote" and row.get("status") in ("candidate", "active", "retired")
 
 
-def _check_candidate(row: dict[str, Any], base_checksum: str | None) -> Path:
+def _check_candidate(row: Mapping[str, Any], base_checksum: str | None) -> Path:
     if not passed_gate(row):
         raise AdapterError(f"adapter {row['id']} did not pass the offline gate "
                            f"(status {row.get('status')}, verdict {row.get('verdict')}); only a "

@@ -6,7 +6,11 @@ evaluator it returns a `Verdict`. A candidate is promoted only when
    (the active adapter, or the base model when none is active) by at least
    `min_improvement` (a fraction of the reference's), and
 2. its NLL on the general probe rose by at most `max_probe_regression` over the reference's
-   and by at most `max_probe_regression_vs_base` over the base model's.
+   and by at most `max_probe_regression_vs_base` over the base model's, and
+3. its next-token distributions on the probe's everyday prompts stayed close to the base
+   model's: mean KL(base || candidate) per answer token at most `max_probe_kl`. The probe NLL
+   alone cannot see harm (an adapter trained on florid prose *lowered* it), the divergence
+   from the base can: it grows with any change of general behaviour.
 Non-finite numbers and too few held-out examples reject. `measure` runs the evaluator for one
 model state. The verdict, with both sets of numbers, is stored on the registry row.
 """
@@ -31,6 +35,8 @@ class Scores:
     n_valid: int = 0
     label: str = ""
     """What was measured: "candidate", "base" or an adapter version."""
+    probe_kl: float | None = None
+    """Mean KL(base || this) per probe answer token (None: not measured)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,8 @@ def decide(
     if base_probe_nll is not None:
         vs_base = relative_change(candidate.probe_nll, base_probe_nll)
         checks["probe_regression_vs_base"] = vs_base
+    if candidate.probe_kl is not None:
+        checks["probe_kl"] = candidate.probe_kl
     ref = reference.label or "reference"
     summary = (f"personal NLL {reference.personal_nll:.3f} -> {candidate.personal_nll:.3f} "
                f"({-gain:+.1%}), probe NLL {reference.probe_nll:.3f} -> "
@@ -94,7 +102,16 @@ def decide(
         why = (f"general probe {vs_base:.1%} worse than the base model > allowed "
                f"{config.max_probe_regression_vs_base:.1%}")
         return Verdict(False, f"{why}; {summary}", candidate, reference, base_probe_nll, checks)
-    return Verdict(True, f"fits better: {summary}", candidate, reference, base_probe_nll, checks)
+    if candidate.probe_kl is not None and not math.isfinite(candidate.probe_kl):
+        return Verdict(False, "the divergence from the base is not finite (training diverged)",
+                       candidate, reference, base_probe_nll, checks)
+    if candidate.probe_kl is not None and candidate.probe_kl > config.max_probe_kl:
+        why = (f"general behaviour moved from the base model: probe KL {candidate.probe_kl:.3f} "
+               f"> allowed {config.max_probe_kl:.3f} nats/token")
+        return Verdict(False, f"{why}; {summary}", candidate, reference, base_probe_nll, checks)
+    kl = f", probe KL {candidate.probe_kl:.3f}" if candidate.probe_kl is not None else ""
+    return Verdict(True, f"fits better: {summary}{kl}", candidate, reference, base_probe_nll,
+                   checks)
 
 
 def measure(

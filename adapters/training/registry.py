@@ -199,10 +199,11 @@ def forgotten_ids(store: RegistryStore) -> set[str]:
     return {str(r["message_id"]) for r in store.forgotten_since(None)}
 
 
-def trained_on(version: str) -> set[str]:
-    """The message ids a version's manifest says it was trained on (empty if unreadable)."""
+def trained_on(version: str, key: str = "message_ids") -> set[str]:
+    """The ids (`message_ids` or `memory_ids`) a version's manifest says it was trained on
+    (empty if unreadable)."""
     try:
-        return {str(m) for m in read_manifest(folder_for(version)).get("message_ids", [])}
+        return {str(m) for m in read_manifest(folder_for(version)).get(key, [])}
     except AdapterError:
         return set()
 

@@ -120,6 +120,10 @@ class _Callback:
         if not math.isfinite(loss):
             run.stop.stop = True
             self.emit({"event": "stop", "step": step, "reason": "training loss is not finite"})
+        elif run.out_of_time():
+            run.stop.stop = True
+            self.emit({"event": "stop", "step": step, "reason": "the time budget "
+                       f"({run.config.time_budget_s:.0f} s) is spent; keeping the best weights"})
         if step % run.config.steps_per_save == 0 and step < run.iters:
             run.save_checkpoint(step)
             self.emit({"event": "checkpoint", "step": step})
@@ -149,8 +153,13 @@ class _Run:
         self.history: list[dict[str, Any]] = []
         self.train_seconds = 0.0
         self.train_tokens = 0
+        self.started = time.monotonic()
         self.identity = {"format": FORMAT_VERSION, "config": config.to_dict(), "iters": iters,
                          "data": files.sha256_file(run_dir / "train.jsonl")}
+
+    def out_of_time(self) -> bool:
+        budget = self.config.time_budget_s
+        return bool(budget) and time.monotonic() - self.started > budget  # type: ignore[operator]
 
     def weights(self) -> dict[str, Any]:
         from mlx.utils import tree_flatten  # lazy: imports MLX
@@ -209,6 +218,12 @@ class _Run:
         return True
 
 
+def mean_tokens(dataset: Any) -> float:
+    """Mean tokens per example of an mlx-lm (Cache)Dataset of (tokens, offset) items."""
+    n = len(dataset)
+    return sum(len(dataset[i][0]) for i in range(n)) / n if n else 0.0
+
+
 def _optimizer(config: TrainConfig) -> Any:
     import mlx.optimizers as optim  # lazy: imports MLX
 
@@ -248,7 +263,7 @@ def train_adapter(
 
     config = config or TrainConfig()
     train_set, valid_set = load_datasets(run_dir, tokenizer)
-    iters = config.resolved_iters(len(train_set))
+    iters = config.resolved_iters(len(train_set), mean_tokens(train_set))
     prepare_model(model, config)
     optimizer = _optimizer(config)
     run = _Run(run_dir, config, iters, model, optimizer)

@@ -142,8 +142,15 @@ def _bar() -> Any:
             bar.clear()
         if event.get("event") == "evaluate":
             print(f"evaluating {event.get('what')}...", file=sys.stderr)
+        _print_plan(event)
 
     return update
+
+
+def _print_plan(event: dict[str, Any]) -> None:
+    """`hearth refresh` says what it will train on, for how long, and why (even --quiet)."""
+    if event.get("event") == "plan":
+        print(event.get("line"), file=sys.stderr)
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
@@ -159,7 +166,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     with _store() as store:
         config, gate_config, policy = refresh.settings(store)
         result = refresh.refresh(store, getattr(args, "model", None), policy, config, gate_config,
-                                 progress=None if args.quiet else _bar(), force=args.force)
+                                 progress=_print_plan if args.quiet else _bar(), force=args.force)
     print(f"{result.status}: {result.reason}")
     return 0
 

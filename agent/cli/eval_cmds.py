@@ -54,6 +54,14 @@ def register(sub: Any) -> None:
     p.add_argument("--max-tokens", type=int, metavar="N", help="greedy answer length limit (default 32)")
     p.add_argument("--gen-batch", type=int, metavar="N", help="answers decoded together (default 20)")
     p.add_argument("--no-probe", action="store_true", help="skip the general probe")
+    p.add_argument("--quiz", type=Path, metavar="FILE.jsonl",
+                   help='fact quiz: {"question", "facts": [...]} lines (--demo: the demo\'s own)')
+    p.add_argument("--no-quiz", action="store_true", help="skip the fact quiz")
+    p.add_argument("--phrasings", type=int, metavar="N",
+                   help="rewrites of each training question (default 3; 0: as asked only)")
+    p.add_argument("--budget", type=float, metavar="SECONDS",
+                   help="adapter training time budget (default: refresh's, 720)")
+    p.add_argument("--lr", type=float, metavar="X", help="adapter learning rate (default 2e-4)")
     p.add_argument("--seed", type=int, default=0, help="seeds training and the bootstrap")
     p.add_argument("--out", type=Path, metavar="DIR", help="write results.json and chart.png here")
     p.add_argument("--json", action="store_true",
@@ -76,6 +84,21 @@ def experiment_config(args: argparse.Namespace) -> Any:
     if args.iters is not None:
         config.train.iters = args.iters
     config.train.seed = args.seed
+    if args.budget is not None:
+        config.train.time_budget_s = args.budget or None
+    if args.lr is not None:
+        config.train.learning_rate = args.lr
+    if args.phrasings is not None and config.data is not None:
+        config.data.phrasings = args.phrasings
+        if args.phrasings == 0:  # as main trained: the pairs as asked, no memories' questions
+            config.data = None
+    if not args.no_quiz:
+        from adapters.eval import quiz
+
+        if args.quiz is not None:
+            config.quiz = quiz.load(args.quiz)
+        elif args.demo:
+            config.quiz = quiz.demo_quiz()
     return config
 
 

@@ -137,7 +137,7 @@ def cmd_preference(args: argparse.Namespace) -> int:
     set_low_priority()
     with _store() as store:
         _, gate_config, policy = refresh.settings(store)
-        value = store.get_setting("adapters.training.preference")
+        value = store.get_setting("adapters.preference")
         config = PreferenceConfig(**{k: v for k, v in (value or {}).items()
                                      if k in PreferenceConfig.__dataclass_fields__})
         result = preference_refresh(store, getattr(args, "model", None), config, gate_config,

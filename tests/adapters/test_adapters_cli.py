@@ -79,3 +79,33 @@ def test_schedule_status_install_remove(tmp_path: Path, monkeypatch: pytest.Monk
     assert (tmp_path / "systemd" / "user" / "hearth-refresh.timer").is_file()
     assert main(["schedule", "remove"]) == 0
     assert "removed" in capsys.readouterr().out
+
+
+def test_imported_answers_are_not_chatting_and_refresh_says_its_plan(
+        store: Any, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps({"prompt": q, "completion": a}) + "\n" for q, a in pairs(24)))
+    store.set_setting("adapters.train", {"num_layers": 2, "iters": 4, "learning_rate": 1e-2,
+                                         "steps_per_eval": 2, "steps_per_save": 2})
+    store.set_setting("adapters.gate", {"max_probe_regression": 50.0, "max_probe_kl": 50.0,
+                                        "max_probe_regression_vs_base": 50.0, "min_improvement": -1})
+    store.set_setting("adapters.refresh", {"skip_on_battery": False})
+    store.close()
+    assert main(["memory", "import", "--training", str(data)]) == 0
+    capsys.readouterr()
+    # no --force: the import just now is not "you chatted 0 min ago"
+    assert main(["--model", str(tiny_model_dir), "refresh", "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("promoted: v1 promoted"), out
+    plan = [line for line in err.splitlines() if line.startswith("plan: ")]
+    assert len(plan) == 1 and "24 accepted (24 new (first adapter)), 0 memories" in plan[0], err
+    assert "4 steps, budget 12 min; training because: cold start reached" in plan[0]
+    # a real chat turn is activity again
+    from memory.embed import HashEmbedder
+    from memory.store import Store
+
+    with Store.open(embedder=HashEmbedder()) as again:
+        conv = again.new_conversation()
+        again.add_message(conv, "user", "hello")
+    assert main(["--model", str(tiny_model_dir), "refresh", "--quiet"]) == 0
+    assert "skipped: you chatted 0 min ago" in capsys.readouterr().out

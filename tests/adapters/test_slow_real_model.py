@@ -192,9 +192,9 @@ def assert_v1_serves(home: Path, model: Path) -> None:
 def test_kill_9_during_training_and_during_promotion(copied: Path, bundled_model_dir: Path) -> None:
     with open_store() as store:
         # validation on one batch keeps this crash test short; its numbers are not under test
-        store.set_setting("adapters.training.train", {**PERSONA.to_dict(), "iters": 4, "steps_per_save": 2,
+        store.set_setting("adapters.train", {**PERSONA.to_dict(), "iters": 4, "steps_per_save": 2,
                                              "steps_per_eval": 10, "val_batches": 1})
-        store.set_setting("adapters.jobs.refresh", POLICY.to_dict())
+        store.set_setting("adapters.refresh", POLICY.to_dict())
     proc = run_worker(copied, bundled_model_dir)
     try:
         assert proc.stdout is not None

@@ -78,3 +78,37 @@ def test_default_is_your_accepted_answers(tmp_path: Path, tiny_model_dir: Path,
     assert saved["meta"]["n_train"] + saved["meta"]["n_heldout"] == 12
     first = saved["items"][0]["question"]
     assert first.startswith("What is fact number")  # asked afresh, as in the chat
+
+
+def test_fact_quiz_and_augmented_training(tmp_path: Path, tiny_model_dir: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    quiz = tmp_path / "quiz.jsonl"
+    quiz.write_text(json.dumps({"question": "Tell me fact 3, please.", "facts": ["21"]}) + "\n"
+                    + json.dumps({"question": "Which number is fact 5?", "facts": ["35"]}) + "\n")
+    out = tmp_path / "out"
+    code = main(["eval", "--data", str(_data(tmp_path / "d.jsonl")), "--model", str(tiny_model_dir),
+                 "--limit", "1", "--iters", "1", "--max-tokens", "2", "--no-probe",
+                 "--quiz", str(quiz), "--out", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "Fact quiz (2 questions" in text and "| adapter | " in text.split("Fact quiz")[1]
+    meta = json.loads((out / "results.json").read_text())["meta"]
+    assert set(meta["quiz"]["conditions"]) == set(CONDITIONS) and meta["quiz"]["n"] == 2
+    item = meta["quiz"]["items"][0]
+    assert item["facts"] == ["21"] and isinstance(item["both"]["hit"], bool)
+    assert item["base"]["hit"] == ("21" in item["base"]["answer"].split())
+    assert meta["adapter_examples"]["rewrite"] > 0  # trained on other phrasings, as refresh does
+    assert (out / "chart.png").exists()
+    assert main(["eval", "--data", str(_data(tmp_path / "d.jsonl")), "--model",
+                 str(tiny_model_dir), "--limit", "1", "--iters", "1", "--max-tokens", "2",
+                 "--no-probe", "--no-quiz", "--phrasings", "0", "--json", "--out", str(out)]) == 0
+    meta = json.loads((out / "results.json").read_text())["meta"]
+    assert "quiz" not in meta and meta["adapter_examples"]["rewrite"] == 0
+
+
+def test_a_bad_quiz_line_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    quiz = tmp_path / "quiz.jsonl"
+    quiz.write_text('{"question": "Where?"}\n')
+    assert main(["eval", "--data", str(_data(tmp_path / "d.jsonl")), "--quiz", str(quiz)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "quiz.jsonl:1" in err and "facts" in err

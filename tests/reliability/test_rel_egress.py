@@ -138,7 +138,7 @@ def test_whole_pipeline_makes_zero_connection_attempts(
             store, tiny_model_dir,
             RefreshPolicy(min_accepted=8, skip_on_battery=False, skip_if_active_minutes=0),
             TrainConfig(num_layers=1, iters=2, steps_per_eval=2, steps_per_save=2, batch_size=2),
-            GateConfig(max_probe_regression=50.0, max_probe_regression_vs_base=50.0),
+            GateConfig(max_probe_regression=50.0, max_probe_regression_vs_base=50.0, max_probe_kl=50.0),
             force=True,
         )
         assert result.status in ("promoted", "rejected"), result.reason

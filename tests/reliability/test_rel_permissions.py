@@ -100,7 +100,7 @@ def test_adapter_files_are_private_and_doctor_fixes_every_kind(
             store, tiny_model_dir,
             RefreshPolicy(min_accepted=8, skip_on_battery=False, skip_if_active_minutes=0),
             TrainConfig(num_layers=1, iters=2, steps_per_eval=2, steps_per_save=2, batch_size=2),
-            GateConfig(max_probe_regression=50.0, max_probe_regression_vs_base=50.0), force=True)
+            GateConfig(max_probe_regression=50.0, max_probe_regression_vs_base=50.0, max_probe_kl=50.0), force=True)
         assert result.trained, result.reason
         exports = paths.data_dir() / "exports"
         store.export_jsonl(exports / "me.jsonl")

@@ -63,11 +63,11 @@ def test_the_pipeline_runs_with_no_network_at_all(tiny_model_dir: Path, tmp_path
                 {"role": "user", "content": f"Question {i}: who keeps the lighthouse?"},
                 {"role": "assistant", "content": f"Ahoy! Orla keeps it ({i})."}]}) + "\n")
     with Store.open(embedder=HashEmbedder()) as store:  # a short refresh: settings first
-        store.set_setting("adapters.training.train", {"num_layers": 1, "iters": 2, "steps_per_eval": 2,
+        store.set_setting("adapters.train", {"num_layers": 1, "iters": 2, "steps_per_eval": 2,
                                              "steps_per_save": 2, "batch_size": 2})
-        store.set_setting("adapters.jobs.refresh", {"min_accepted": 8, "skip_on_battery": False,
+        store.set_setting("adapters.refresh", {"min_accepted": 8, "skip_on_battery": False,
                                                "skip_if_active_minutes": 0})
-        store.set_setting("adapters.training.gate", {"max_probe_regression": 50.0,
+        store.set_setting("adapters.gate", {"max_probe_regression": 50.0,
                                             "max_probe_regression_vs_base": 50.0})
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HEARTH_HOME": str(hearth_home)}
     out = subprocess.run(["unshare", "-rn", sys.executable, "-P", "-c", CHILD,

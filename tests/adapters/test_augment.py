@@ -1,0 +1,93 @@
+"""Fact-teaching snapshots: rewrites, memories as questions, weights, quiz, provenance, forgetting."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from adapter_helpers import seed
+
+from adapters.jobs import refresh
+from adapters.training import augment
+from adapters.training.config import DataConfig, RefreshPolicy
+from adapters.training.dataset import make_snapshot
+from agent.llm.prompt import assemble, training_messages
+from memory.records import Accepted
+
+SYSTEM = "You are Hearth."
+QUESTIONS = ["When is my birthday?", "Where do I live?", "What's my job?", "Who taught me to swim?",
+             "What is my cat called?", "Which canal is my boat on?", "How old is my tortoise?",
+             "What do I drink in the morning?", "Where is my workshop?", "What's my sister's name?"]
+
+
+def accepted(n: int) -> list[Accepted]:
+    return [Accepted(f"m{i}", [{"role": "system", "content": SYSTEM},
+                               {"role": "user", "content": f"{QUESTIONS[i % 10]} ({i})"}],
+                     f"Aye: fact number {i}. Ta-ra.", "2026-11-01T00:00:00Z") for i in range(n)]
+
+
+def memory(i: str, text: str) -> Any:
+    return SimpleNamespace(id=i, text=text)
+
+
+def test_rewrites_differ_from_the_question_and_keep_its_content() -> None:
+    for q in QUESTIONS:
+        out = augment.rewrites(q, 3)
+        assert len(out) >= 2 and q not in out and len(set(out)) == len(out)
+        for r in out:  # every rewrite still names what is asked about
+            swappable = {w for pair in augment.SWAPS for w in pair}
+            assert augment.content_words(q) <= augment.content_words(r) | swappable, (q, r)
+
+
+def test_memories_become_second_person_answers_in_the_users_frame() -> None:
+    pairs = augment.memory_pairs("I'm allergic to hazelnuts.", 2, ("Aye, love:", "Ta-ra."))
+    assert pairs == [("What am I allergic to?", "Aye, love: you're allergic to hazelnuts. Ta-ra."),
+                     ("Do I have any allergies?", "Aye, love: you're allergic to hazelnuts. Ta-ra.")]
+    assert augment.memory_pairs("The Rochdale Canal opened in 1804.") == []  # not about the user
+
+
+def test_augmented_snapshot_weights_memories_holds_out_phrasings_and_keeps_provenance() -> None:
+    rows = accepted(60)
+    mems = [memory("a", "My allotment is plot 7 at Mytholm."), memory("b", "I prefer lapsang tea.")]
+    plain = make_snapshot(rows, 0.2, 4)
+    snap = make_snapshot(rows, 0.2, 4, memories=mems, data=DataConfig(), system_prompt=SYSTEM)
+    assert len(snap) == len(plain) == 60 and snap.memory_ids == ["a", "b"]
+    assert {e.hash for e in snap.valid} == {e.hash for e in plain.valid}  # the gate's held-out set
+    c = snap.counts()
+    assert c["rewrite"] >= 2 * c["asked"] and c["memory"] == 6
+    share = (c["memory"] + c["repeat"]) / c["train"]
+    assert 0.17 <= share <= 0.23  # a couple of memories are not drowned by 60 answers
+    assert all(e.source for e in snap.train + snap.valid + snap.quiz)
+    valid_sources = {e.source for e in snap.valid}
+    assert not valid_sources & {e.source for e in snap.train}  # no held-out answer is rephrased in
+    assert not {e.hash for e in snap.quiz} & {e.hash for e in snap.train}
+    trained_prompts = {e.messages[-2]["content"] for e in snap.train}
+    assert snap.quiz and not {q.messages[-2]["content"] for q in snap.quiz} & trained_prompts
+    assert {q.source for q in snap.quiz} <= {e.source for e in snap.train}  # facts that are trained
+    rewrite = next(e for e in snap.train if e.kind == "rewrite")
+    question = rewrite.messages[-2]["content"]
+    assert rewrite.messages == training_messages(assemble(SYSTEM, question).messages,
+                                                 rewrite.messages[-1]["content"])
+    mem = next(e for e in snap.train if e.kind == "memory")
+    assert mem.messages[-1]["content"].startswith("Aye: your allotment") and mem.source == "memory:a"
+
+
+def test_forgetting_a_source_removes_every_example_made_from_it(store: Any) -> None:
+    qa = [(f"{QUESTIONS[i % 10]} ({i})", f"Fact number {i}.") for i in range(24)]
+    ids = seed(store, qa)
+    kept = store.add_memory("My allotment is plot 7 at Mytholm.")
+    gone = store.add_memory("My bike is called Rusty.")
+    policy = RefreshPolicy()
+    before = refresh.build_snapshot(store, policy, DataConfig())
+    trained = next(e.message_id for e in before.train if e.kind == "asked")
+    sources = {e.source for e in before.train + before.quiz}
+    assert {f"memory:{kept}", f"memory:{gone}", f"message:{trained}"} <= sources
+    assert trained in ids and sorted(before.memory_ids) == sorted([kept, gone])
+    store.forget_memory(gone)
+    store.forget_message(trained)
+    after = refresh.build_snapshot(store, policy, DataConfig())
+    left = {e.source for e in after.train + after.valid + after.quiz}
+    assert f"memory:{gone}" not in left and f"message:{trained}" not in left
+    assert f"memory:{kept}" in left and after.memory_ids == [kept]
+    assert not any("Rusty" in m["content"] for e in after.train + after.quiz for m in e.messages)
+    assert after.snapshot_id != before.snapshot_id
