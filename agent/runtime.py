@@ -137,7 +137,8 @@ class Runtime:
 
     # loading ------------------------------------------------------------------------
     @classmethod
-    def load(cls, ref: ModelRef) -> Runtime:
+    def load(cls, ref: ModelRef, **options: Any) -> Runtime:
+        """Load `ref`; `options` go to the constructor (fast, prefix_store)."""
         try:
             model, tokenizer = mlx_load(str(ref.path))
         except Exception as exc:
@@ -145,7 +146,7 @@ class Runtime:
                 f"could not load the model at {ref.path} ({type(exc).__name__}: {exc}); "
                 "run `hearth models convert --force` or restore it"
             ) from exc
-        return cls(model, tokenizer, ref)
+        return cls(model, tokenizer, ref, **options)
 
     @classmethod
     def open(
