@@ -359,6 +359,8 @@ class Runtime:
 
         def step(token: mx.array) -> mx.array:
             logits = decoder.step(token, cache)
+            if options.temperature == 0:  # argmax needs no normalising
+                return sample(logits)
             return sample(logits - mx.logsumexp(logits, axis=-1, keepdims=True))
 
         tic = time.perf_counter()

@@ -325,20 +325,71 @@ def child_prefill(model_path: str) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def measure_ttft(rt: Any, rounds: int) -> dict[str, Any]:
+    """Time to first token: a new conversation's first turn, and a follow-up vs cold."""
+    from agent.runtime import SamplingOptions
+
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        empty, warm_dir = Path(tmp) / "empty", Path(tmp) / "prefix"
+        first_turn, nocache = [], []
+        for i in range(rounds):
+            msgs = typical_first_turn(f"What flowers should I plant this spring? ({i})")
+            earlier = typical_first_turn("When is Ana's birthday?")
+            with prefix_folder(rt, empty / str(i)):
+                rt.reset_cache()  # as after a restart, nothing on disk either
+                nocache.append(time_to_first_token(rt, msgs))
+            with prefix_folder(rt, warm_dir):
+                rt.reset_cache()
+                list(rt.stream(earlier, SamplingOptions(temperature=0.0, max_tokens=1)))
+                rt.reset_cache()  # a new process: only the disk cache survives
+                first_turn.append(time_to_first_token(rt, msgs))
+        results["ttft_first_turn_s"] = statistics.median(first_turn)
+        results["ttft_first_turn_nocache_s"] = statistics.median(nocache)
+        results["first_turn_prompt_tokens"] = len(rt.prompt_tokens(msgs))
+
+        # follow-up turn of a conversation vs the same prompt cold
+        first = [{"role": "user", "content": PREFILL_TEXT + " Summarise this."}]
+        warm, cold = [], []
+        with prefix_folder(rt, empty / "ttft"):
+            rt.reset_cache()
+            answer = "".join(e.text for e in rt.stream(first, SamplingOptions(temperature=0.0, max_tokens=32)))
+            second = [*first, {"role": "assistant", "content": answer}, {"role": "user", "content": "Shorter?"}]
+            for _ in range(rounds):
+                rt.reset_cache()
+                list(rt.stream(first, SamplingOptions(temperature=0.0, max_tokens=32)))
+                warm.append(time_to_first_token(rt, second))
+                rt.reset_cache()
+                cold.append(time_to_first_token(rt, second))
+        results["ttft_ratio"] = statistics.median(warm) / statistics.median(cold)
+        results["ttft_ratio_each_round"] = str([round(w / c, 3) for w, c in zip(warm, cold, strict=True)])
+        results["ttft_first_turn_each_round_s"] = str([round(t, 3) for t in first_turn])
+        results["ttft_warm_ms"] = statistics.median(warm) * 1000
+        results["ttft_cold_ms"] = statistics.median(cold) * 1000
+
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--blas", action="store_true", help="also the stock-BLAS prefill child (slow)")
+    parser.add_argument("--ttft-only", action="store_true", help="only the time-to-first-token lines")
     args = parser.parse_args()
     load_before = load_str()
     blas.ensure()
     from agent import models
-    from agent.runtime import Runtime, SamplingOptions
+    from agent.runtime import Runtime
 
     ref = models.resolve()
     rt = Runtime.load(ref)
     results: dict[str, Any] = {"blas": blas.sgemm_library(), "load_before": load_before}
+    if args.ttft_only:
+        results.update(measure_ttft(rt, args.rounds))
+        results["load_after"] = load_str()
+        report(results)
+        return
     decoder = getattr(rt, "decoder", None)
     results["fast_decoder"] = decoder is not None
     results["compiled"] = bool(decoder is not None and decoder.compiled)
@@ -373,42 +424,7 @@ def main() -> None:
     results["decode_under_load_tps"] = statistics.median(loaded)
     results["bare_under_load_ratio"] = statistics.median(bare_loaded) / statistics.median(bare_alone)
 
-    # time to first token ---------------------------------------------------------------
-    with tempfile.TemporaryDirectory() as tmp:
-        empty, warm_dir = Path(tmp) / "empty", Path(tmp) / "prefix"
-        first_turn, nocache = [], []
-        for i in range(args.rounds):
-            msgs = typical_first_turn(f"What flowers should I plant this spring? ({i})")
-            earlier = typical_first_turn("When is Ana's birthday?")
-            with prefix_folder(rt, empty / str(i)):
-                rt.reset_cache()  # as after a restart, nothing on disk either
-                nocache.append(time_to_first_token(rt, msgs))
-            with prefix_folder(rt, warm_dir):
-                rt.reset_cache()
-                list(rt.stream(earlier, SamplingOptions(temperature=0.0, max_tokens=1)))
-                rt.reset_cache()  # a new process: only the disk cache survives
-                first_turn.append(time_to_first_token(rt, msgs))
-        results["ttft_first_turn_s"] = statistics.median(first_turn)
-        results["ttft_first_turn_nocache_s"] = statistics.median(nocache)
-        results["first_turn_prompt_tokens"] = len(rt.prompt_tokens(msgs))
-
-        # follow-up turn of a conversation vs the same prompt cold
-        first = [{"role": "user", "content": PREFILL_TEXT + " Summarise this."}]
-        warm, cold = [], []
-        with prefix_folder(rt, empty / "ttft"):
-            rt.reset_cache()
-            answer = "".join(e.text for e in rt.stream(first, SamplingOptions(temperature=0.0, max_tokens=32)))
-            second = [*first, {"role": "assistant", "content": answer}, {"role": "user", "content": "Shorter?"}]
-            for _ in range(args.rounds):
-                rt.reset_cache()
-                list(rt.stream(first, SamplingOptions(temperature=0.0, max_tokens=32)))
-                warm.append(time_to_first_token(rt, second))
-                rt.reset_cache()
-                cold.append(time_to_first_token(rt, second))
-        results["ttft_ratio"] = statistics.median(warm) / statistics.median(cold)
-        results["ttft_warm_ms"] = statistics.median(warm) * 1000
-        results["ttft_cold_ms"] = statistics.median(cold) * 1000
-
+    results.update(measure_ttft(rt, args.rounds))
     results.update(sampler_costs())
     results.update(breakdown(rt))
     set_threads(os.cpu_count() or 1)
@@ -421,6 +437,10 @@ def main() -> None:
         results["decode_vs_llamacpp"] = results["decode_tps"] / llama
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     results["load_after"] = load_str()
+    report(results)
+
+
+def report(results: dict[str, Any]) -> None:
     for key, value in results.items():
         print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}", flush=True)
     if os.environ.get("BENCH_JSON"):
