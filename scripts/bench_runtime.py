@@ -43,7 +43,7 @@ from typing import Any
 
 sys.path.insert(0, os.environ.get("HEARTH_BENCH_CODE") or str(Path(__file__).resolve().parent.parent))
 
-from agent import blas  # noqa: E402
+from agent.foundation import blas  # noqa: E402
 
 PREFILL_TEXT = " ".join(["The history of the city is long and full of stories about people."] * 16)
 STORY = [{"role": "user", "content": "Write a long, detailed story about a lighthouse keeper."}]
@@ -68,7 +68,7 @@ def set_threads(n: int) -> None:
     if hasattr(blas, "set_threads"):
         blas.set_threads(n)
     else:
-        from adapters.priority import blas_threads
+        from adapters.jobs.priority import blas_threads
 
         blas_threads(n)
 
@@ -81,7 +81,7 @@ def load_str() -> str:
 # prompts ------------------------------------------------------------------------------
 def typical_first_turn(question: str) -> list[dict[str, str]]:
     """A first turn as the chat builds it: system prompt, one example, four notes, question."""
-    from agent import prompt
+    from agent.llm import prompt
 
     try:
         from memory.migrations import DEFAULT_SYSTEM_PROMPT as system
@@ -117,7 +117,7 @@ def bare_decode(rt: Any, tokens: list[int], max_tokens: int, threads: int | None
 
 def hearth_decode(rt: Any, max_tokens: int) -> tuple[float, float]:
     """(tok/s, process CPU ms per token) of the chat path, greedy, fresh in-memory cache."""
-    from agent.runtime import SamplingOptions
+    from agent.llm.runtime import SamplingOptions
 
     rt.reset_cache()
     start_cpu = cpu_s()
@@ -127,7 +127,7 @@ def hearth_decode(rt: Any, max_tokens: int) -> tuple[float, float]:
 
 
 def time_to_first_token(rt: Any, msgs: list[dict[str, str]]) -> float:
-    from agent.runtime import SamplingOptions
+    from agent.llm.runtime import SamplingOptions
 
     start = time.perf_counter()
     for _ in rt.stream(msgs, SamplingOptions(temperature=0.0, max_tokens=1)):
@@ -190,7 +190,7 @@ def sampler_costs() -> dict[str, float]:
         "sample_ms_topp_mlx_lm": median_ms(lambda: make_sampler(temp=0.2, top_p=0.9)(logprobs))[1],
     }
     with contextlib.suppress(ImportError):
-        from agent import sampler
+        from agent.llm import sampler
 
         fast = sampler.make_sampler(0.2, 0.9)
         out["sample_ms_topp_hearth"] = median_ms(lambda: fast(logprobs))[1]
@@ -285,7 +285,7 @@ def llamacpp_decode(max_tokens: int) -> float | None:
         return None
     from llama_cpp import Llama
 
-    from agent import convert
+    from agent.llm import convert
 
     llm = Llama(model_path=str(convert.bundled_gguf()), n_threads=os.cpu_count() or 1,
                 n_ctx=1024, verbose=False)
@@ -327,7 +327,7 @@ def child_prefill(model_path: str) -> float:
 
 def measure_ttft(rt: Any, rounds: int) -> dict[str, Any]:
     """Time to first token: a new conversation's first turn, and a follow-up vs cold."""
-    from agent.runtime import SamplingOptions
+    from agent.llm.runtime import SamplingOptions
 
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -379,8 +379,8 @@ def main() -> None:
     args = parser.parse_args()
     load_before = load_str()
     blas.ensure()
-    from agent import models
-    from agent.runtime import Runtime
+    from agent.llm import models
+    from agent.llm.runtime import Runtime
 
     ref = models.resolve()
     rt = Runtime.load(ref)

@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
-from adapters import worker
-from agent import blas
+from adapters.jobs import worker
+from agent.foundation import blas
 
 
 def test_worker_holds_refresh_flag_and_applies_policy(monkeypatch: pytest.MonkeyPatch) -> None:

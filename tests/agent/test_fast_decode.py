@@ -17,9 +17,10 @@ import pytest
 from mlx_lm import stream_generate
 from mlx_lm.sample_utils import apply_top_p, make_sampler
 
-from agent import blas, decode, prompt_cache, sampler
-from agent.models import ModelRef
-from agent.runtime import Runtime, SamplingOptions
+from agent.foundation import blas
+from agent.llm import decode, prompt_cache, sampler
+from agent.llm.models import ModelRef
+from agent.llm.runtime import Runtime, SamplingOptions
 from tests.conftest import write_lora_adapter
 
 SYSTEM = "You are a careful assistant. " * 6

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent import prompt
+from agent.llm import prompt
 
 
 @dataclass

@@ -6,7 +6,7 @@ stays usable, and the conversation carries over. Values live in the store's sett
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from textual import work
@@ -21,8 +21,8 @@ from tui.widgets.nav_bar import NavBar
 from tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
-    from agent.runtime import SamplingOptions
-    from tui.app import HearthApp
+    from agent.llm.runtime import SamplingOptions
+    from tui.host import Host
 
 FIELDS: tuple[tuple[str, str, Literal["number", "integer"], str], ...] = (
     ("temperature", "Temperature", "number", "0 = always the most likely word"),
@@ -54,8 +54,8 @@ class SettingsScreen(Screen[None]):
         self.loaded: Loaded | None = None
 
     @property
-    def hearth(self) -> HearthApp:
-        return cast("HearthApp", self.app)
+    def hearth(self) -> Host:
+        return cast("Host", self.app)
 
     def compose(self) -> ComposeResult:
         yield NavBar("settings")
@@ -170,7 +170,6 @@ class SettingsScreen(Screen[None]):
 
 def _options(current: SamplingOptions, values: dict[str, Any]) -> SamplingOptions:
     """`current` with the form's values; raises ValueError with what is out of range."""
-    from dataclasses import replace
 
     temperature = values["temperature"] if values["temperature"] is not None else current.temperature
     top_p = values["top_p"] if values["top_p"] is not None else current.top_p

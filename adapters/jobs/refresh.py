@@ -1,0 +1,324 @@
+"""One refresh: decide whether to train, train a candidate, gate it, promote or keep it.
+
+`refresh(store, model, policy, config)`:
+1. takes the refresh lock (a second refresh gets status "busy"), cleans up after a killed one;
+2. skips, with the reason logged, on battery or while the user is chatting (configurable;
+   `force` overrides);
+3. builds the dataset snapshot from the store's accepted answers; below the cold-start
+   minimum nothing is trained ("12/20 accepted answers"); an active adapter trained on answers
+   the user has since forgotten is switched off if it cannot be replaced;
+4. trains only with enough new accepted answers since the active adapter (or when forgotten
+   rows invalidate it), resuming a killed run of the same data and settings;
+5. measures candidate and reference (active adapter, else base) with the shared evaluator,
+   asks the gate, and records the version, promoting it atomically when it passed.
+
+Every decision is appended to `logs/refresh.jsonl` (with training progress), which the TUI
+can tail. This module holds policy and orchestration; the parts live in dataset, train,
+evaluate, gate and registry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from adapters.jobs import conditions
+from adapters.training import evaluate, files, gate, registry
+from adapters.training.config import GateConfig, RefreshPolicy, TrainConfig
+from adapters.training.dataset import Snapshot, make_snapshot
+from adapters.training.errors import AdapterError
+from adapters.training.evaluate import probe_digest
+from adapters.training.gate import Verdict
+from adapters.training.train import train_adapter
+from agent.foundation import paths
+from agent.foundation.ids import now_iso
+from agent.llm import models
+
+if TYPE_CHECKING:
+    from memory.store import Store
+
+Progress = Callable[[dict[str, Any]], None]
+LOG_NAME = "refresh.jsonl"
+BASE_PROBE_KEY = "adapters.base_probe"
+
+
+@dataclass
+class RefreshResult:
+    """What a refresh did: status is one of busy, skipped, cold_start, up_to_date,
+    deactivated, promoted, rejected."""
+
+    status: str
+    reason: str
+    version: str | None = None
+    verdict: Verdict | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def trained(self) -> bool:
+        return self.status in ("promoted", "rejected")
+
+
+def log_path() -> Path:
+    return paths.logs_dir() / LOG_NAME
+
+
+class _Log:
+    """Appends events to refresh.jsonl and forwards them to the caller's progress hook."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.path = log_path()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        event = {"time": round(time.time(), 3), **event}
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with open(fd, "a") as fh:
+            fh.write(json.dumps(event, default=str) + "\n")
+        if self.progress is not None:
+            self.progress(event)
+
+    def result(self, result: RefreshResult) -> RefreshResult:
+        self({"event": "result", "status": result.status, "reason": result.reason,
+              "version": result.version, **result.counts})
+        return result
+
+
+def resolve_base(model: Any) -> registry.Base:
+    """A Base from a Runtime (its `.ref`), a ModelRef, or a model folder path."""
+    ref = getattr(model, "ref", model)
+    if hasattr(ref, "checksum") and hasattr(ref, "path"):
+        return registry.Base(str(ref.id), Path(ref.path), str(ref.checksum))
+
+    resolved = models.resolve(str(model)) if model is not None else models.resolve(None)
+    return registry.Base(resolved.id, Path(resolved.path), resolved.checksum)
+
+
+def refresh(
+    store: Store,
+    model: Any = None,
+    policy: RefreshPolicy | None = None,
+    config: TrainConfig | None = None,
+    gate_config: GateConfig | None = None,
+    progress: Progress | None = None,
+    force: bool = False,
+) -> RefreshResult:
+    """Run one refresh (see the module docstring). `model`: Runtime, ModelRef or folder path;
+    its weights are loaded afresh, so a chat's loaded model is never modified."""
+    policy, config = policy or RefreshPolicy(), config or TrainConfig()
+    log = _Log(progress)
+    try:
+        with conditions.refresh_lock():
+            for note in registry.recover(store):
+                log({"event": "recover", "note": note})
+            return log.result(_refresh(store, resolve_base(model), policy, config,
+                                       gate_config or GateConfig(), log, force))
+    except conditions.RefreshBusy as exc:
+        return log.result(RefreshResult("busy", str(exc)))
+
+
+def _refresh(store: Store, base: registry.Base, policy: RefreshPolicy, config: TrainConfig,
+             gate_config: GateConfig, log: _Log, force: bool) -> RefreshResult:
+    if not force and (why := skip_reason(store, policy)):
+        return RefreshResult("skipped", why)
+    snapshot = make_snapshot(store.accepted_examples(), policy.valid_fraction, policy.min_valid)
+    n = len(snapshot)
+    active = store.active_adapter()
+    forgotten = _forgotten_ids(store) & _trained_ids(active)
+    latest = _latest_trained(store)  # new data counts from the last version trained, kept or not
+    new = len(set(snapshot.message_ids) - _trained_ids(latest))
+    counts = {"accepted": n, "new": new, "forgotten_in_active": len(forgotten)}
+    if n < policy.min_accepted:
+        if forgotten and active is not None:
+            store.set_active_adapter(None)
+            return RefreshResult("deactivated", f"adapter {active['id']} was trained on "
+                                 f"{len(forgotten)} forgotten answer(s) and only {n}/"
+                                 f"{policy.min_accepted} accepted answers remain to retrain; "
+                                 "the base model serves", counts=counts)
+        return RefreshResult("cold_start", f"{n}/{policy.min_accepted} accepted answers: the "
+                             "adapter trains from there; prompt examples and retrieval "
+                             "personalise until then", counts=counts)
+    if not force and not forgotten:
+        if latest is not None and new < policy.min_new_accepted:
+            return RefreshResult("up_to_date", f"{new}/{policy.min_new_accepted} new accepted "
+                                 f"answers since {latest['id']} ({latest['status']}): nothing "
+                                 "to retrain", counts=counts)
+        if (same := _same_run(store, snapshot, config)) is not None:
+            return RefreshResult("up_to_date", f"{same['id']} was already trained on exactly "
+                                 f"this data ({same['status']}): accept more answers",
+                                 version=same["id"], counts=counts)
+    result = train_and_judge(store, base, snapshot, config, gate_config, log,
+                             trust_active=not forgotten)
+    if forgotten and active is not None and result.status == "rejected":
+        store.set_active_adapter(None)
+        result.status = "deactivated"
+        result.reason += (f"; {active['id']} was trained on forgotten answers, so the base "
+                          "model serves now")
+    result.counts.update(counts)
+    return result
+
+
+def skip_reason(store: Store, policy: RefreshPolicy) -> str | None:
+    """Why not to train now (battery, an active user), or None."""
+    if policy.skip_on_battery and conditions.on_battery():
+        return "on battery power: refresh waits for mains (or run `hearth refresh --force`)"
+    if policy.skip_if_active_minutes > 0:
+        idle = conditions.minutes_since_activity(store)
+        if idle is not None and idle < policy.skip_if_active_minutes:
+            return (f"you chatted {idle:.0f} min ago (< {policy.skip_if_active_minutes:g}): "
+                    "refresh waits so the chat stays fast (or use --force)")
+    return None
+
+
+def _latest_trained(store: Store) -> dict[str, Any] | None:
+    """The newest version that finished training and still has its files."""
+    for row in reversed(store.list_adapter_versions()):
+        if row.get("path") and row.get("status") in ("active", "candidate", "rejected", "retired"):
+            return dict(row)
+    return None
+
+
+def _trained_ids(row: dict[str, Any] | None) -> set[str]:
+    if not row or not row.get("path"):
+        return set()
+    try:
+        return set(registry.read_manifest(Path(row["path"])).get("message_ids", []))
+    except AdapterError:
+        return set()
+
+
+def _forgotten_ids(store: Store) -> set[str]:
+    try:
+        return {str(r["message_id"]) for r in store.forgotten_since(None)}
+    except AttributeError:  # a store without forget tracking: fall back to flags
+        return {str(a.message_id) for a in store.accepted_examples(include_forgotten=True)
+                if a.forgotten}
+
+
+def _config_hash(config: TrainConfig) -> str:
+    blob = json.dumps(config.to_dict(), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:8]
+
+
+def _same_run(store: Store, snapshot: Snapshot, config: TrainConfig) -> dict[str, Any] | None:
+    for row in reversed(store.list_adapter_versions()):
+        if (row.get("dataset_snapshot") == snapshot.snapshot_id
+                and row.get("hyperparams") == config.to_dict()
+                and row.get("status") in ("active", "candidate", "rejected", "retired")):
+            return dict(row)
+    return None
+
+
+def train_and_judge(store: Store, base: registry.Base, snapshot: Snapshot, config: TrainConfig,
+                    gate_config: GateConfig, log: _Log, trust_active: bool = True) -> RefreshResult:
+    """Train a candidate on `snapshot`, measure, gate and record it.
+
+    The reference is the served adapter, or the base when `trust_active` is False (the active
+    adapter learned forgotten answers and must not set the bar).
+    """
+
+    run_dir = registry.root() / ".runs" / f"{snapshot.snapshot_id}-{_config_hash(config)}"
+    snapshot.write(run_dir)
+    version = registry.begin(store, base, snapshot.snapshot_id, len(snapshot.train),
+                             len(snapshot.valid), config.to_dict())
+    log({"event": "training", "version": version, "n_train": len(snapshot.train),
+         "n_valid": len(snapshot.valid)})
+    try:
+        model, tokenizer = _load(base)
+        trained = train_adapter(model, tokenizer, run_dir, config, progress=log)
+        verdict, metrics = judge(store, base, model, tokenizer, snapshot, gate_config, log,
+                                 trust_active)
+        metrics["train"] = {"best_val_loss": trained.best_val_loss, "best_step": trained.best_step,
+                            "steps": trained.steps, "iters": trained.iters,
+                            "stopped_early": trained.stopped_early,
+                            "tokens_per_second": round(trained.tokens_per_second, 1)}
+        lineage = {"base_model_id": base.id, "base_checksum": base.checksum,
+                   "dataset_snapshot": snapshot.snapshot_id, "message_ids": snapshot.message_ids,
+                   "hyperparams": config.to_dict(), "created_at": now_iso()}
+        folder = registry.write_folder(version, trained.adapter_dir, lineage)
+        registry.record(store, version, folder, verdict.promote, verdict.word, verdict.reason,
+                        metrics)
+    except BaseException as exc:
+        registry.fail(store, version, f"{type(exc).__name__}: {exc}")
+        raise
+    files.remove_tree(run_dir)  # holds copies of the user's answers; the lineage stays
+    status = "promoted" if verdict.promote else "rejected"
+    return RefreshResult(status, f"{version} {status}: {verdict.reason}", version, verdict)
+
+
+def _load(base: registry.Base) -> tuple[Any, Any]:
+    from mlx_lm import load  # lazy: imports MLX
+
+    try:
+        loaded = load(str(base.path))
+    except Exception as exc:  # noqa: BLE001 - any loader failure becomes one line
+        raise AdapterError(f"cannot load the base model at {base.path} ({exc}); "
+                           "run `hearth doctor`") from exc
+    return loaded[0], loaded[1]
+
+
+def judge(store: Store, base: registry.Base, model: Any, tokenizer: Any, snapshot: Snapshot,
+          gate_config: GateConfig, log: _Log, trust_active: bool = True
+          ) -> tuple[Verdict, dict[str, Any]]:
+    """Measure the trained candidate (loaded in `model`) and its reference; ask the gate."""
+
+    valid = [e.messages for e in snapshot.valid]
+    log({"event": "evaluate", "what": "candidate"})
+    candidate = gate.measure(model, tokenizer, valid, "candidate")
+    reference_dir, problems = registry.serving_path(store, base.checksum)
+    if not trust_active:
+        reference_dir = None
+    for problem in problems:
+        log({"event": "warning", "note": problem})
+    log({"event": "evaluate", "what": reference_dir.name if reference_dir else "base"})
+    base_probe = _cached_base_probe(store, base)
+    evaluate.use_adapter(model, None)
+    if base_probe is None:
+        base_probe = evaluate.probe_nll(model, tokenizer).mean
+        store.set_setting(BASE_PROBE_KEY, {"checksum": base.checksum, "nll": base_probe,
+                                           "probe": evaluate.probe_digest()})
+    if reference_dir is None:
+        reference = gate.measure(model, tokenizer, valid, "base", probe=base_probe)
+    else:
+        evaluate.use_adapter(model, reference_dir)
+        reference = gate.measure(model, tokenizer, valid, reference_dir.name,
+                                 probe=_recorded_probe(store, reference_dir.name))
+    verdict = gate.decide(candidate, reference, gate_config, base_probe)
+    log({"event": "verdict", "promote": verdict.promote, "reason": verdict.reason})
+    metrics = {**verdict.to_dict(), "probe": evaluate.probe_digest()}
+    return verdict, metrics
+
+
+def settings(store: Store) -> tuple[TrainConfig, GateConfig, RefreshPolicy]:
+    """The user's settings stored under adapters.training.train / adapters.training.gate / adapters.jobs.refresh."""
+    def get(key: str) -> dict[str, Any]:
+        value = store.get_setting(key)
+        return value if isinstance(value, dict) else {}
+
+    return (TrainConfig.from_dict(get("adapters.training.train")), GateConfig.from_dict(get("adapters.training.gate")),
+            RefreshPolicy.from_dict(get("adapters.jobs.refresh")))
+
+
+def _recorded_probe(store: Store, version: str) -> float | None:
+    """The probe NLL measured when `version` was judged, if the probe has not changed since."""
+
+    try:
+        metrics = store.get_adapter_version(version).get("metrics") or {}
+        if metrics.get("probe") == probe_digest():
+            return float(metrics["candidate"]["probe_nll"])
+    except Exception:  # noqa: BLE001 - a missing row or number just means "measure it"
+        return None
+    return None
+
+
+def _cached_base_probe(store: Store, base: registry.Base) -> float | None:
+    cached = store.get_setting(BASE_PROBE_KEY)
+    if (isinstance(cached, dict) and cached.get("checksum") == base.checksum
+            and cached.get("probe") == probe_digest()):
+        return float(cached["nll"])
+    return None

@@ -1,0 +1,212 @@
+"""The turn loop: one conversation between the user and their assistant.
+
+For each user message `Chat.send()`:
+  1. records the user's message (so it is never lost, even if generation crashes),
+  2. asks `memory` for hybrid hits and similar accepted answers,
+  3. assembles the prompt (`agent.llm.prompt`) within the context budget,
+  4. picks up a newly activated adapter (a row in the store) without reloading the base,
+  5. streams the answer (`agent.llm.runtime`), then records it with everything needed to
+     reproduce it: prompt messages, hits, model id, adapter and prompt versions, timings.
+Feedback (accept / reject / edit) goes to the store against the last answer.
+
+It does not draw anything (CLI and TUI do) and holds no SQL (the store does).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent.foundation.errors import AdapterLoadError, HearthError
+from agent.llm import prompt
+from agent.llm.runtime import Runtime, SamplingOptions, TokenEvent
+
+if TYPE_CHECKING:
+    from memory.store import Store
+
+MAX_INPUT_CHARS = 1_000_000
+RETRIEVAL_QUERY_CHARS = 2_000  # a huge paste searches by its beginning
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_input(text: str) -> str:
+    """Drop NUL and control bytes (keeping tabs and newlines) and lone surrogates.
+
+    >>> clean_input("a\\x00b\\tc")
+    'ab\\tc'
+    """
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    return _CONTROL.sub("", text)[:MAX_INPUT_CHARS]
+
+
+@dataclass
+class TurnEvent:
+    """What the UI sees: text deltas, then a final event with the recorded message id."""
+
+    kind: str  # "token", "notice" or "done"
+    text: str = ""
+    stats: TokenEvent | None = None
+    message_id: str | None = None
+    hits: list[Any] = field(default_factory=list)
+    adapter_version: str | None = None
+
+
+@dataclass
+class ChatSettings:
+    """Per-chat knobs; defaults suit a 135M model on a laptop CPU."""
+
+    retrieval_k: int = 4
+    """How many memory/document/history hits to offer the prompt."""
+    examples_k: int = 1
+    """How many similar accepted answers to show as examples."""
+    context_tokens: int = 4096
+    """Prompt + answer budget (the model allows 8k; prefill on CPU is ~90 tok/s)."""
+    notes_tokens: int = 768
+    """Budget for the quoted notes inside the prompt."""
+
+
+class Chat:
+    """One conversation. Not thread-safe: one `send` at a time (the runtime enforces it)."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        store: Store,
+        conversation_id: str | None = None,
+        options: SamplingOptions | None = None,
+        settings: ChatSettings | None = None,
+    ):
+        self.runtime = runtime
+        self.store = store
+        self.options = options or SamplingOptions()
+        self.settings = settings or ChatSettings()
+        self.conversation_id = conversation_id
+        self.history: list[dict[str, str]] = []
+        self.last_answer_id: str | None = None
+        self.pending_suggestions: list[Any] = []
+        if conversation_id:
+            self._load_history(conversation_id)
+
+    def _load_history(self, conversation_id: str) -> None:
+        for row in self.store.conversation_messages(conversation_id):
+            if row.role in ("user", "assistant"):
+                text = row.edited_text if row.feedback == "edited" and row.edited_text else row.text
+                self.history.append({"role": row.role, "content": text})
+                if row.role == "assistant":
+                    self.last_answer_id = row.id
+
+    def new_conversation(self) -> None:
+        self.conversation_id = None
+        self.history = []
+        self.last_answer_id = None
+
+    # adapters -------------------------------------------------------------------------
+    def sync_adapter(self) -> str | None:
+        """Serve the store's active adapter; returns a notice if something changed/failed."""
+        row = self.store.active_adapter()
+        want = Path(row["path"]) if row else None
+        if want == self.runtime.adapter_path:
+            return None
+        if row and row.get("base_checksum") and row["base_checksum"] != self.runtime.ref.checksum:
+            return f"adapter {row['id']} was trained for another base model; serving without it"
+        try:
+            self.runtime.set_adapter(want)
+        except AdapterLoadError as exc:
+            return f"{exc} (still serving the previous one)"
+        return f"now using adapter {row['id']}" if row else "now using the base model"
+
+    def adapter_version(self) -> str | None:
+        path = self.runtime.adapter_path
+        return path.name if path else None
+
+    # turns ----------------------------------------------------------------------------
+    def send(self, text: str, cancel: threading.Event | None = None) -> Iterator[TurnEvent]:
+        text = clean_input(text).strip()
+        if not text:
+            raise HearthError("empty message: type a question")
+        if notice := self.sync_adapter():
+            yield TurnEvent("notice", notice)
+        if self.conversation_id is None:
+            self.conversation_id = self.store.new_conversation(title=text[:60])
+        self.store.add_message(self.conversation_id, "user", text)
+        self.pending_suggestions = list(self.store.suggest_memories(text[:RETRIEVAL_QUERY_CHARS]))
+        for suggestion in self.pending_suggestions:
+            yield TurnEvent("notice", f"remember “{suggestion.text}”? type /yes to keep it")
+        query = text[:RETRIEVAL_QUERY_CHARS]
+        hits = self.store.search(
+            query, k=self.settings.retrieval_k, exclude_conversation_id=self.conversation_id
+        )
+        examples = self.store.similar_accepted(query, k=self.settings.examples_k)
+        version, system_prompt = self.store.active_system_prompt()
+        budget = min(self.settings.context_tokens, self.runtime.context_window) - self.options.max_tokens
+        built = prompt.assemble(
+            system_prompt, text, self.history, hits, examples,
+            count=self.runtime.count_tokens, budget=budget, notes_budget=self.settings.notes_tokens,
+        )
+        if built.truncated_user:
+            yield TurnEvent("notice", "your message was too long and was cut to fit the context window")
+        start = time.perf_counter()
+        answer, final = "", None
+        for ev in self.runtime.stream(built.messages, self.options, cancel):
+            if ev.finish_reason is not None:
+                final = ev
+                break
+            answer += ev.text
+            yield TurnEvent("token", ev.text, ev)
+        latency_ms = int((time.perf_counter() - start) * 1000)
+        message_id = self.store.add_message(
+            self.conversation_id, "assistant", answer,
+            model_id=self.runtime.ref.id, adapter_version=self.adapter_version(),
+            prompt_version=version, prompt_messages=built.messages,
+            hits=[_hit_dict(h) for h in built.hits_used],
+            tokens_prompt=final.prompt_tokens if final else None,
+            tokens_completion=final.generated_tokens if final else None,
+            latency_ms=latency_ms, tokens_per_s=final.tokens_per_s if final else None,
+        )
+        self.history += [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
+        self.last_answer_id = message_id
+        yield TurnEvent("done", answer, final, message_id, list(built.hits_used), self.adapter_version())
+
+    def ask(self, text: str, cancel: threading.Event | None = None) -> TurnEvent:
+        """Run a whole turn and return its final event."""
+        done = None
+        for ev in self.send(text, cancel):
+            if ev.kind == "done":
+                done = ev
+        assert done is not None
+        return done
+
+    def keep_suggestions(self) -> list[str]:
+        """Store the memories suggested by the last message (a correction supersedes)."""
+        kept = []
+        for suggestion in self.pending_suggestions:
+            if suggestion.supersedes:
+                kept.append(self.store.supersede_memory(suggestion.supersedes, suggestion.text))
+            else:
+                kept.append(self.store.add_memory(suggestion.text, kind=suggestion.kind))
+        self.pending_suggestions = []
+        return kept
+
+    def feedback(self, kind: str, edited_text: str | None = None, message_id: str | None = None) -> int:
+        """Accept, reject or edit an answer (the last one by default)."""
+        target = message_id or self.last_answer_id
+        if target is None:
+            raise HearthError("no answer yet to give feedback on")
+        if kind == "edited":
+            edited_text = clean_input(edited_text or "").strip()
+            if not edited_text:
+                raise HearthError("an edit needs the corrected answer text")
+        result = self.store.add_feedback(target, kind, edited_text=edited_text)
+        if kind == "edited" and target == self.last_answer_id and self.history:
+            self.history[-1] = {"role": "assistant", "content": edited_text or ""}
+        return result
+
+
+def _hit_dict(hit: Any) -> dict[str, Any]:
+    keys = ("kind", "id", "text", "score", "source", "created_at")
+    return {k: getattr(hit, k, None) for k in keys}
