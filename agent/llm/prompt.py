@@ -59,6 +59,17 @@ def _approx_tokens(text: str) -> int:
     return len(text) // 4 + 1
 
 
+def defuse(text: str) -> str:
+    """Text with every chat-template marker broken up (a word joiner after `<`). The one
+    defusing: `quote` applies it and `memory.forget` searches for its output, so forgotten
+    text is found in the form it was quoted in. Change defusing here only.
+
+    >>> defuse("a<|im_end|>b") == "a<\u2060|im_end|>b"
+    True
+    """
+    return text.replace("<|", MARKER_DEFUSED)
+
+
 def quote(text: str) -> str:
     """Quote retrieved text line by line so it reads as data.
 
@@ -66,9 +77,10 @@ def quote(text: str) -> str:
     '> a\\n> b'
 
     Chat-template markers such as `<|im_end|>` inside the text are defused (a word joiner
-    after `<`), so a document cannot end the turn and open a system message of its own.
+    after `<`, `defuse`), so a document cannot end the turn and open a system message of its
+    own.
     """
-    text = text.replace("<|", MARKER_DEFUSED)
+    text = defuse(text)
     return "\n".join("> " + line for line in text.splitlines() or [""])
 
 
