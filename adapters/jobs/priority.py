@@ -10,34 +10,14 @@ current process.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
-
-from agent.foundation import blas
 
 
 def blas_threads(n: int) -> int | None:
-    """Set the optimised BLAS's thread count (MKL or OpenBLAS); returns the previous count.
+    """Set the optimised BLAS's thread count; returns the previous one (see agent.foundation.blas)."""
+    from agent.foundation import blas
 
-    None when no optimised BLAS was loaded by `agent.foundation.blas.ensure()` (nothing to set).
-    """
-
-    path = blas.ensure()
-    if not path:
-        return None
-    try:
-        lib = ctypes.CDLL(path)
-    except OSError:
-        return None
-    if hasattr(lib, "MKL_Set_Num_Threads"):
-        previous = int(lib.MKL_Get_Max_Threads())
-        lib.MKL_Set_Num_Threads(ctypes.c_int(n))
-        return previous
-    if hasattr(lib, "openblas_set_num_threads"):
-        previous = int(lib.openblas_get_num_threads())
-        lib.openblas_set_num_threads(ctypes.c_int(n))
-        return previous
-    return None
+    return blas.set_threads(n)
 
 
 def set_low_priority(threads: int | None = 1) -> None:

@@ -2,7 +2,9 @@
 
 The chat and the TUI start this instead of training in their own process, so the model they
 serve stays responsive: the worker lowers its priority (`os.nice(10)`), puts the optimised
-BLAS in front of MLX, and writes progress as JSON lines to `logs/refresh.jsonl` (one object
+BLAS in front of MLX, holds the `refresh.running` flag (the chat then keeps to one BLAS
+thread), takes the free cores while nobody chats and one thread while someone does
+(`agent.foundation.blas.choose_threads`, re-checked at each progress event), and writes progress as JSON lines to `logs/refresh.jsonl` (one object
 per event: start, train, val, best, checkpoint, evaluate, verdict, result) for the TUI to
 tail. `spawn()` starts it detached and returns the Popen.
 
@@ -23,11 +25,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from adapters.jobs import refresh
-from adapters.jobs.priority import set_low_priority
-from adapters.training.config import TrainConfig
-from adapters.training.errors import AdapterError
-from adapters.training.train import train_adapter
 from agent.foundation import blas, offline, paths
 
 
@@ -45,13 +42,17 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (ref, tr):
         p.add_argument("--log", type=Path, help="also write JSON-lines progress here")
         p.add_argument("--no-nice", action="store_true", help="keep normal priority")
-        p.add_argument("--blas-threads", type=int, default=1,
-                       help="BLAS threads (default 1: leaves a core to the chat; 0 = library default)")
+        p.add_argument("--blas-threads", type=int, default=-1,
+                       help="BLAS threads (default -1: the free cores while nobody chats, one "
+                            "while someone does, re-checked at each progress event; "
+                            "0 = library default)")
     return parser
 
 
-def _printer(log: Path | None) -> Any:
+def _printer(log: Path | None, adaptive: bool = False) -> Any:
     def emit(event: dict[str, Any]) -> None:
+        if adaptive:  # someone started (or stopped) chatting: give back (or take) cores
+            blas.apply_policy("refresh")
         line = json.dumps(event, default=str)
         if log is not None:
             with log.open("a") as fh:
@@ -62,23 +63,28 @@ def _printer(log: Path | None) -> Any:
 
 
 def run_refresh(args: argparse.Namespace) -> int:
-    from memory.store import Store  # lazy: imports numpy and sqlite-utils
+    from adapters.jobs import refresh
+    from memory.store import Store
 
     with Store.open() as store:
         config, gate_config, policy = refresh.settings(store)
         result = refresh.refresh(store, args.model, policy, config, gate_config,
-                                 progress=_printer(args.log), force=args.force)
+                                 progress=_printer(args.log, args.blas_threads < 0),
+                                 force=args.force)
     print(f"{result.status}: {result.reason}", file=sys.stderr)
     return 0
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from mlx_lm import load  # lazy: imports MLX
+    from mlx_lm import load
 
+    from adapters.training.config import TrainConfig
+    from adapters.training.train import train_adapter
 
     model, tokenizer = load(args.model)[:2]
     config = TrainConfig.from_dict(json.loads(args.config))
-    result = train_adapter(model, tokenizer, args.run_dir, config, progress=_printer(args.log))
+    result = train_adapter(model, tokenizer, args.run_dir, config,
+                           progress=_printer(args.log, args.blas_threads < 0))
     print(f"trained: best val loss {result.best_val_loss} at step {result.best_step}",
           file=sys.stderr)
     return 0
@@ -89,11 +95,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths.private_umask()
     offline.enable()  # the worker is its own process: the chat's guard does not cover it
     if not args.no_nice:
-        set_low_priority(args.blas_threads or None)
+        from adapters.jobs.priority import set_low_priority
+
+        set_low_priority(args.blas_threads if args.blas_threads > 0 else None)
     blas.ensure()
+    if args.blas_threads < 0:
+        blas.apply_policy("refresh")
+    from adapters.training.errors import AdapterError
 
     try:
-        return run_refresh(args) if args.command == "refresh" else run_train(args)
+        with blas.refresh_flag():  # the chat sees it and keeps to one BLAS thread
+            return run_refresh(args) if args.command == "refresh" else run_train(args)
     except AdapterError as exc:
         print(f"hearth: {exc}", file=sys.stderr)
         return 1

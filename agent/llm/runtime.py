@@ -1,10 +1,18 @@
 """The model runtime: load once, stream tokens, reuse the prompt cache, hot-swap adapters.
 
-`Runtime` wraps an mlx-lm model and tokenizer. `stream()` yields one `TokenEvent` per token
-through `mlx_lm.stream_generate`, stops on the chat template's end-of-turn tokens, honours a
-cancel event (keeping the partial text), and keeps mlx-lm's KV prompt cache between calls:
-the next prompt re-processes only the tokens after the longest common prefix with what the
-cache already holds, so a conversation's second turn does not re-read the first.
+`Runtime` wraps an mlx-lm model and tokenizer. `stream()` yields one `TokenEvent` per token,
+stops on the chat template's end-of-turn tokens, honours a cancel event (keeping the partial
+text), and keeps mlx-lm's KV prompt cache between calls: the next prompt re-processes only
+the tokens after the longest common prefix with what the cache already holds, so a
+conversation's second turn does not re-read the first. The prompt's stable prefix (its
+leading system message, or as many leading messages as the caller says are stable) is also
+kept on disk (`agent.llm.prompt_cache`), so a new conversation or a new process skips it too.
+
+Decoding uses `agent.llm.decode.FastDecoder` (fused projections, a compiled fixed-shape step)
+and `agent.llm.sampler` (top-p without sorting the vocabulary) for Llama-family float models;
+any other model, or a repetition penalty, goes through `mlx_lm.stream_generate`. Before each
+generation the BLAS thread count is chosen by `agent.foundation.blas.choose_threads` (free cores, one
+while a refresh trains).
 
 `set_adapter()` wraps the base model's linear layers with LoRA (mlx-lm tuner) and loads the
 adapter's weights, or unwraps them again, without reloading the base weights.
@@ -15,6 +23,8 @@ It does not assemble prompts, retrieve or record anything (see `agent.core.turn`
 from __future__ import annotations
 
 import json
+import os
+import resource
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -26,7 +36,7 @@ from agent.foundation import blas
 from agent.foundation.errors import AdapterLoadError, ModelError
 from agent.llm.models import ModelRef
 
-blas.ensure()
+blas.ensure()  # before mlx loads its BLAS; the modules below import mlx
 
 import mlx.core as mx  # noqa: E402
 import mlx.nn as nn  # noqa: E402
@@ -36,6 +46,9 @@ from mlx_lm.sample_utils import make_logits_processors, make_sampler  # noqa: E4
 from mlx_lm.tuner.lora import LoRALinear  # noqa: E402
 from mlx_lm.tuner.utils import linear_to_lora_layers  # noqa: E402
 from mlx_lm.utils import load as mlx_load  # noqa: E402
+
+from agent.llm import prompt_cache, sampler  # noqa: E402
+from agent.llm.decode import FastDecoder, compile_available  # noqa: E402
 
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>")
 
@@ -76,6 +89,17 @@ class TokenEvent:
 
 
 @dataclass
+class _Resp:
+    """One step of a generator, shaped like mlx-lm's GenerationResponse (what _stream reads)."""
+
+    text: str
+    token: int
+    generation_tps: float
+    prompt_tps: float
+    finish_reason: str | None
+
+
+@dataclass
 class _CacheState:
     cache: list[Any] = field(default_factory=list)
     tokens: list[int] = field(default_factory=list)
@@ -84,7 +108,10 @@ class _CacheState:
 class Runtime:
     """A loaded model plus its prompt cache and current adapter. One generation at a time."""
 
-    def __init__(self, model: nn.Module, tokenizer: Any, ref: ModelRef):
+    PREFILL_STEP = 2048
+
+    def __init__(self, model: nn.Module, tokenizer: Any, ref: ModelRef, fast: bool | None = None,
+                 prefix_store: prompt_cache.PrefixStore | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.ref = ref
@@ -95,10 +122,23 @@ class Runtime:
             if tok in tokenizer.vocab:
                 tokenizer.add_eos_token(tok)
         self.context_window = int(getattr(model.args, "max_position_embeddings", 2048) or 2048)
+        if fast is None:
+            fast = os.environ.get("HEARTH_FAST_DECODE", "1") != "0"
+        self.decoder = (
+            FastDecoder(model, compiled=compile_available())
+            if fast and FastDecoder.supports(model) else None
+        )
+        self.prefix_store = prefix_store if prefix_store is not None else prompt_cache.PrefixStore()
+        self.threads: int | None = None
+        """BLAS threads chosen for the last generation (None: no optimised BLAS to set)."""
+        self.last_timing: dict[str, float] = {}
+        """Seconds spent in the last generation: prefill, first_token, decode (per token)."""
+        self._cpu_mark = (time.monotonic(), _cpu_seconds())
 
     # loading ------------------------------------------------------------------------
     @classmethod
-    def load(cls, ref: ModelRef) -> Runtime:
+    def load(cls, ref: ModelRef, **options: Any) -> Runtime:
+        """Load `ref`; `options` go to the constructor (fast, prefix_store)."""
         try:
             model, tokenizer = mlx_load(str(ref.path))[:2]
         except Exception as exc:
@@ -106,7 +146,7 @@ class Runtime:
                 f"could not load the model at {ref.path} ({type(exc).__name__}: {exc}); "
                 "run `hearth models convert --force` or restore it"
             ) from exc
-        return cls(model, tokenizer, ref)
+        return cls(model, tokenizer, ref, **options)
 
     @classmethod
     def open(
@@ -167,41 +207,117 @@ class Runtime:
         with self._lock:
             self._state = _CacheState(make_prompt_cache(self.model))
 
+    def stable_prefix(self, messages: Sequence[dict[str, str]], stable: int | None,
+                      tokens: list[int]) -> int:
+        """How many leading tokens of `tokens` come from the first `stable` messages.
+
+        `stable` None means the leading system messages. 0 when the rendered prefix is not
+        a token prefix of the whole prompt (a template that rewrites earlier turns).
+        """
+        if stable is None:
+            stable = 0
+            while stable < len(messages) and messages[stable]["role"] == "system":
+                stable += 1
+        if stable <= 0 or stable >= len(messages):
+            return 0
+        try:
+            head = list(self.tokenizer.apply_chat_template(list(messages[:stable]),
+                                                           add_generation_prompt=False))
+        except Exception:
+            return 0
+        return len(head) if head == tokens[: len(head)] else 0
+
     def stream(
         self,
         messages: Sequence[dict[str, str]],
         options: SamplingOptions | None = None,
         cancel: threading.Event | None = None,
+        stable: int | None = None,
     ) -> Iterator[TokenEvent]:
-        """Stream the answer to `messages`; the last event carries the finish reason."""
+        """Stream the answer to `messages`; the last event carries the finish reason.
+
+        The first `stable` messages (default: the leading system messages) are the part
+        that recurs across conversations; its KV cache is kept on disk and reused.
+        """
         options = options or SamplingOptions()
         with self._lock:
-            yield from self._stream(self.prompt_tokens(messages), options, cancel)
+            tokens = self.prompt_tokens(messages)
+            yield from self._stream(tokens, options, cancel, self.stable_prefix(messages, stable, tokens))
 
     def stream_tokens(
-        self, tokens: list[int], options: SamplingOptions, cancel: threading.Event | None = None
+        self, tokens: list[int], options: SamplingOptions, cancel: threading.Event | None = None,
+        stable_tokens: int = 0,
     ) -> Iterator[TokenEvent]:
         with self._lock:
-            yield from self._stream(tokens, options, cancel)
+            yield from self._stream(tokens, options, cancel, stable_tokens)
 
+    # disk prefix cache ------------------------------------------------------------------
+    def _prefix_key(self, tokens: Sequence[int]) -> str:
+        return prompt_cache.cache_key(
+            self.ref.checksum, prompt_cache.adapter_identity(self.adapter_path), tokens
+        )
+
+    def _load_prefix(self, tokens: list[int], stable: int) -> None:
+        """Adopt the disk cache of `tokens[:stable]` when memory holds less of the prompt."""
+        state = self._state
+        held = state.tokens[: state.cache[0].offset] if state.cache else []
+        if stable < prompt_cache.MIN_TOKENS or held[:stable] == tokens[:stable]:
+            return
+        loaded = self.prefix_store.load(self._prefix_key(tokens[:stable]), stable)
+        if loaded is not None and len(loaded) == len(state.cache):
+            self._state = _CacheState(loaded, tokens[:stable])
+
+    def _save_prefix(self, tokens: list[int], stable: int) -> None:
+        if stable < prompt_cache.MIN_TOKENS or self._state.cache[0].offset < stable:
+            return
+        key = self._prefix_key(tokens[:stable])
+        if not (self.prefix_store.folder / f"{key}.safetensors").exists():
+            self.prefix_store.save(key, self._state.cache, stable)
+
+    # threads ----------------------------------------------------------------------------
+    def _choose_threads(self) -> int | None:
+        """Set the BLAS threads for this generation from the load others put on the CPUs."""
+        now, cpu = time.monotonic(), _cpu_seconds()
+        then, cpu_then = self._cpu_mark
+        own = (cpu - cpu_then) / (now - then) if 1.0 < now - then < 60.0 else 0.0
+        self._cpu_mark = (now, cpu)
+        busy = blas.busy_cpus()
+        others = busy if busy is not None else max(0.0, blas.load_average() - own)
+        if blas.is_refresh_worker():  # the worker's own evaluations: the refresh policy
+            n = blas.choose_threads(os.cpu_count() or 1, others, role="refresh",
+                                    chat_active=blas.chat_active())
+        else:
+            blas.touch_chat_active()
+            n = blas.choose_threads(os.cpu_count() or 1, others, refresh_running=blas.refresh_running())
+        self.threads = n if blas.set_threads(n) is not None else None
+        return self.threads
+
+    # generation -------------------------------------------------------------------------
     def _stream(
-        self, tokens: list[int], options: SamplingOptions, cancel: threading.Event | None
+        self, tokens: list[int], options: SamplingOptions, cancel: threading.Event | None,
+        stable: int = 0,
     ) -> Iterator[TokenEvent]:
         if options.seed is not None:
             mx.random.seed(options.seed)
+        self._choose_threads()
+        self._load_prefix(tokens, stable)
         todo = self._reuse_cache(tokens)
         cached = len(tokens) - len(todo)
-        sampler = make_sampler(temp=options.temperature, top_p=options.top_p)
-        processors = make_logits_processors(repetition_penalty=options.repetition_penalty)
         generated: list[int] = []
         start = time.perf_counter()
         last = TokenEvent("", None, len(tokens), 0, 0.0, 0.0, cached)
         reason = "length"
-        try:
-            for resp in stream_generate(
+        if self.decoder is not None and options.repetition_penalty == 1.0:
+            responses: Iterator[Any] = self._fast_generate(todo, options)
+        else:
+            responses = stream_generate(
                 self.model, self.tokenizer, mx.array(todo), max_tokens=options.max_tokens,
-                sampler=sampler, logits_processors=processors, prompt_cache=self._state.cache,
-            ):
+                sampler=make_sampler(temp=options.temperature, top_p=options.top_p),
+                logits_processors=make_logits_processors(repetition_penalty=options.repetition_penalty),
+                prompt_cache=self._state.cache,
+            )
+        try:
+            for resp in responses:
                 generated.append(resp.token)
                 counted = len(generated) - (resp.finish_reason == "stop")
                 last = TokenEvent(
@@ -219,13 +335,75 @@ class Runtime:
                     break
         finally:
             # also when the consumer abandons the stream: record what the cache now holds
+            if hasattr(responses, "close"):
+                responses.close()
             self._state.tokens = tokens + generated
             offset = self._state.cache[0].offset
             if offset > len(self._state.tokens):
                 trim_prompt_cache(self._state.cache, offset - len(self._state.tokens))
+            self._save_prefix(tokens, stable)
         elapsed = max(time.perf_counter() - start, 1e-9)
         tps = last.tokens_per_s or len(generated) / elapsed
         yield TokenEvent("", None, len(tokens), last.generated_tokens, tps, last.prompt_tps, cached, reason)
+
+    def _fast_generate(self, prompt: list[int], options: SamplingOptions) -> Iterator[_Resp]:
+        """`stream_generate`'s loop (same yields and timing) over FastDecoder steps."""
+        assert self.decoder is not None
+        decoder, cache = self.decoder, self._state.cache
+        sample = sampler.make_sampler(options.temperature, options.top_p)
+        eos = self.tokenizer.eos_token_ids
+        detok = self.tokenizer.detokenizer
+        detok.reset()
+        max_tokens = options.max_tokens
+        timing = self.last_timing = {}
+
+        def step(token: mx.array) -> mx.array:
+            logits = decoder.step(token, cache)
+            if options.temperature == 0:  # argmax needs no normalising
+                return sample(logits)
+            return sample(logits - mx.logsumexp(logits, axis=-1, keepdims=True))
+
+        tic = time.perf_counter()
+        head, last = prompt[:-1], prompt[-1:]
+        while head:
+            chunk, head = head[: self.PREFILL_STEP], head[self.PREFILL_STEP :]
+            self.model(mx.array(chunk)[None], cache=cache)
+            mx.eval([c.state for c in cache])
+        timing["prefill"] = time.perf_counter() - tic
+        if cache[0].keys is None:  # a one-token prompt on an empty cache
+            logits = self.model(mx.array(last)[None], cache=cache)[:, -1, :]
+            y = sample(logits - mx.logsumexp(logits, axis=-1, keepdims=True))
+        else:
+            y = step(mx.array(last, dtype=mx.int32))
+        mx.async_eval(y)
+        n, token, prompt_tps = 0, -1, 0.0
+        while True:
+            next_y = None
+            if n + 1 < max_tokens:
+                next_y = step(y)
+                mx.async_eval(next_y)
+            token = int(y.item())  # type: ignore[arg-type]
+            if n == 0:
+                prompt_time = time.perf_counter() - tic
+                timing["first_token"] = prompt_time
+                prompt_tps = len(prompt) / prompt_time
+                tic = time.perf_counter()
+            if token in eos:
+                break
+            detok.add_token(token)
+            if n + 1 == max_tokens:
+                break
+            yield _Resp(detok.last_segment, token, (n + 1) / (time.perf_counter() - tic),
+                        prompt_tps, None)
+            if n % 256 == 0:
+                mx.clear_cache()
+            assert next_y is not None
+            y, n = next_y, n + 1
+        detok.finalize()
+        elapsed = time.perf_counter() - tic
+        timing["decode_per_token"] = elapsed / max(n, 1)
+        yield _Resp(detok.last_segment, token, (n + 1) / max(elapsed, 1e-9), prompt_tps,
+                    "stop" if token in eos else "length")
 
     # adapters -----------------------------------------------------------------------
     def _unwrap_lora(self) -> None:
@@ -281,7 +459,14 @@ class Runtime:
                 raise
             self.adapter_path = Path(path) if path is not None else None
             self._state = _CacheState(make_prompt_cache(self.model))
+            if self.decoder is not None:
+                self.decoder.reset()  # the traced step captured the old module tree
         return time.perf_counter() - start
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _flat(params: Any) -> list[tuple[str, Any]]:
