@@ -37,8 +37,17 @@ ADAPTER_STATUSES = ("training", "candidate", "rejected", "active", "retired", "f
 # -- system prompts -------------------------------------------------------------------------
 
 
+ACTIVE_PROMPT_KEY = "active_prompt_version"
+"""Setting naming the active system-prompt version; absent = the newest version."""
+
+
 def active_system_prompt(db: Database) -> tuple[int, str]:
-    """The newest system-prompt version and its text."""
+    """The active system-prompt version and its text (the newest unless one was activated)."""
+    chosen = get_setting(db, ACTIVE_PROMPT_KEY)
+    if chosen is not None:
+        row = db.execute("SELECT version, text FROM system_prompts WHERE version = ?", [chosen]).fetchone()
+        if row is not None:
+            return int(row[0]), str(row[1])
     row = db.execute("SELECT version, text FROM system_prompts ORDER BY version DESC LIMIT 1")
     version, text = row.fetchone()
     return int(version), str(text)
@@ -55,11 +64,28 @@ def add_system_prompt(db: Database, text: str) -> int:
             "INSERT INTO system_prompts (version, text, created_at) VALUES (?, ?, ?)",
             [version, text, now_iso()],
         )
+        db.execute("DELETE FROM settings WHERE key = ?", [ACTIVE_PROMPT_KEY])
     return version
 
 
+def activate_system_prompt(db: Database, version: int) -> None:
+    """Make an existing version the active one (the history is kept as it is)."""
+    with write(db):
+        if db.execute("SELECT 1 FROM system_prompts WHERE version = ?", [version]).fetchone() is None:
+            raise NotFoundError(f"No system-prompt version {version}; see `hearth prompts list`.")
+        set_setting(db, ACTIVE_PROMPT_KEY, version)
+
+
 def system_prompts(db: Database) -> list[dict[str, Any]]:
-    return list(db.query("SELECT * FROM system_prompts ORDER BY version"))
+    """Every version, oldest first, each with `active` (bool) and `answers` (how many answers
+    it produced)."""
+    active, _ = active_system_prompt(db)
+    rows = db.query(
+        "SELECT p.version, p.text, p.created_at, "
+        "(SELECT count(*) FROM messages m WHERE m.prompt_version = p.version "
+        "AND m.role = 'assistant') AS answers FROM system_prompts p ORDER BY p.version"
+    )
+    return [{**row, "active": int(row["version"]) == active} for row in rows]
 
 
 # -- settings -------------------------------------------------------------------------------
