@@ -1,7 +1,7 @@
 """How good is one answer? Plain-text checks shared by `scripts/bench_answers.py` and the tests.
 
 - `degenerate_reasons`: the ways an answer is unusable — empty, a 6-word sequence said 3+
-  times, 7+ words copied from the prompt layer (system prompt, notes header, examples), or
+  times (or a short unit stuttered), 7+ words copied from the prompt layer (system prompt, notes header, examples), or
   cut by the length limit / the loop guard.
 - `on_topic`: the answer uses at least one of the words any relevant answer would use.
 - `recalls`: the answer contains the reference fact (one of its spellings).
@@ -47,6 +47,17 @@ def repeated_ngram(text: str, n: int = REPEAT_N, times: int = REPEAT_TIMES) -> t
     return None
 
 
+_STUTTER = re.compile(r"(.{1,8}?)\1{11,}$", re.DOTALL)
+_PLAIN_RULES = set("-=_*#~. \n\t|")
+
+
+def stutters(text: str) -> bool:
+    """True when `text` ends in a unit of 1-8 characters said 12+ times ("hahaha…"), other
+    than a Markdown rule or blank space."""
+    tail = _STUTTER.search(text[-120:])
+    return bool(tail) and not set(tail.group(1)) <= _PLAIN_RULES
+
+
 def copied_span(text: str, sources: Iterable[str], n: int = COPY_N) -> tuple[str, ...] | None:
     """The first `n`-word sequence of `text` that also occurs in one of `sources`."""
     seen = set()
@@ -65,7 +76,7 @@ def degenerate_reasons(
     reasons: list[Reason] = []
     if not words(answer):
         reasons.append("empty")
-    if repeated_ngram(answer) is not None:
+    if repeated_ngram(answer) is not None or stutters(answer):
         reasons.append("repeats")
     if copied_span(answer, prompt_layer) is not None:
         reasons.append("recites")
@@ -89,9 +100,15 @@ def on_topic(answer: str, keywords: Iterable[str]) -> bool:
 
 
 def recalls(answer: str, fact: Iterable[str]) -> bool:
-    """True when one spelling of the fact occurs in the answer as whole words."""
+    """True when one spelling of the fact starts a run of the answer's words (a number must
+    match whole: "3" is not found in "30"; "dinosaur" is found in "dinosaurs")."""
     text = " ".join(words(answer))
-    return any(re.search(rf"(?<![\w']){re.escape(' '.join(words(f)))}", text) for f in fact)
+    for spelling in fact:
+        key = " ".join(words(spelling))
+        end = r"(?!\w)" if key[-1:].isdigit() else ""
+        if key and re.search(rf"(?<![\w']){re.escape(key)}{end}", text):
+            return True
+    return False
 
 
 _NOT_KNOWING = re.compile(

@@ -14,11 +14,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from agent.answer_metrics import REPEAT_N, REPEAT_TIMES
+from agent.answer_metrics import REPEAT_N, REPEAT_TIMES, stutters
 
 _WORD = re.compile(r"[\w']+")
-_STUTTER = re.compile(r"(.{1,8}?)\1{11,}$", re.DOTALL)
-_PLAIN_RULES = set("-=_*#~. \n\t|")
 
 
 class LoopGuard:
@@ -46,8 +44,6 @@ class LoopGuard:
                 self._grams[gram] += 1
                 if self._grams[gram] >= self.times:
                     self.tripped = True
-        if not self.tripped:
-            tail = _STUTTER.search(self.text[-120:])
-            if tail and not set(tail.group(1)) <= _PLAIN_RULES:
-                self.tripped = True
+        if not self.tripped and stutters(self.text):
+            self.tripped = True
         return self.tripped

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from agent import blas
 from agent.errors import AdapterLoadError, ModelError
@@ -32,12 +32,16 @@ import mlx.core as mx  # noqa: E402
 import mlx.nn as nn  # noqa: E402
 from mlx_lm import stream_generate  # noqa: E402
 from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache  # noqa: E402
-from mlx_lm.sample_utils import make_logits_processors, make_sampler  # noqa: E402
+from mlx_lm.sample_utils import make_sampler  # noqa: E402
 from mlx_lm.tuner.lora import LoRALinear  # noqa: E402
 from mlx_lm.tuner.utils import linear_to_lora_layers  # noqa: E402
 from mlx_lm.utils import load as mlx_load  # noqa: E402
 
+from agent import decoding  # noqa: E402 (imports mlx)
+
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>")
+FinishReason = Literal["stop", "length", "cancelled", "loop"]
+"""Why an answer ended; "loop" is set by the turn loop's guard (`agent.loop_guard`)."""
 
 
 @dataclass
@@ -48,13 +52,16 @@ class SamplingOptions:
     """Softmax temperature; 0 picks the most likely token (reproducible)."""
     top_p: float = 0.9
     """Nucleus sampling: keep the smallest set of tokens with this much probability."""
-    max_tokens: int = 512
-    """Stop after this many generated tokens (finish_reason 'length')."""
+    max_tokens: int = 256
+    """Stop after this many generated tokens (finish_reason 'length'); a 135M model's good
+    answers fit (bench_answers.py), and on a laptop CPU 256 tokens take ~25 s."""
     seed: int | None = None
     """Seed MLX's sampler for reproducible sampled answers."""
-    repetition_penalty: float = 1.0
-    """>1 discourages loops, but mlx-lm applies it to the prompt's last tokens too, which
-    pushes a 135M model away from the question's own words; 1.0 (off) by default."""
+    repetition_penalty: float = 1.1
+    """>1 discourages repeating the answer's own recent tokens (`agent.decoding`: the prompt
+    is not penalised, so the question's words stay available); 1.0 turns it off."""
+    repetition_window: int = 64
+    """How many of the answer's last tokens the repetition penalty looks at."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SamplingOptions:
@@ -72,7 +79,7 @@ class TokenEvent:
     tokens_per_s: float
     prompt_tps: float
     cached_tokens: int
-    finish_reason: str | None = None  # "stop", "length" or "cancelled"
+    finish_reason: FinishReason | None = None
 
 
 @dataclass
@@ -192,11 +199,11 @@ class Runtime:
         todo = self._reuse_cache(tokens)
         cached = len(tokens) - len(todo)
         sampler = make_sampler(temp=options.temperature, top_p=options.top_p)
-        processors = make_logits_processors(repetition_penalty=options.repetition_penalty)
+        processors = decoding.logits_processors(options)
         generated: list[int] = []
         start = time.perf_counter()
         last = TokenEvent("", None, len(tokens), 0, 0.0, 0.0, cached)
-        reason = "length"
+        reason: FinishReason = "length"
         try:
             for resp in stream_generate(
                 self.model, self.tokenizer, mx.array(todo), max_tokens=options.max_tokens,
@@ -209,7 +216,7 @@ class Runtime:
                     resp.prompt_tps, cached,
                 )
                 if resp.finish_reason is not None:
-                    reason = resp.finish_reason
+                    reason = "stop" if resp.finish_reason == "stop" else "length"
                     if resp.text:
                         yield last
                     break

@@ -5,8 +5,10 @@ For each user message `Chat.send()`:
   2. asks `memory` for hybrid hits and similar accepted answers,
   3. assembles the prompt (`agent.prompt`) within the context budget,
   4. picks up a newly activated adapter (a row in the store) without reloading the base,
-  5. streams the answer (`agent.runtime`), then records it with everything needed to
-     reproduce it: prompt messages, hits, model id, adapter and prompt versions, timings.
+  5. streams the answer (`agent.runtime`), stopping it with finish reason "loop" when the
+     loop guard (`agent.loop_guard`) sees it repeat itself (the partial answer is kept),
+  6. records it with everything needed to reproduce it: prompt messages, hits, model id,
+     adapter and prompt versions, timings.
 Feedback (accept / reject / edit) goes to the store against the last answer.
 
 It does not draw anything (CLI and TUI do) and holds no SQL (the store does).
@@ -18,12 +20,13 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from agent import prompt
 from agent.errors import AdapterLoadError, HearthError
+from agent.loop_guard import LoopGuard
 from agent.runtime import Runtime, SamplingOptions, TokenEvent
 
 MAX_INPUT_CHARS = 1_000_000
@@ -86,6 +89,7 @@ class Chat:
         self.history: list[dict[str, str]] = []
         self.last_answer_id: str | None = None
         self.pending_suggestions: list[Any] = []
+        self.specials = prompt.special_tokens(runtime.tokenizer)
         if conversation_id:
             self._load_history(conversation_id)
 
@@ -144,17 +148,21 @@ class Chat:
         built = prompt.assemble(
             system_prompt, text, self.history, hits, examples,
             count=self.runtime.count_tokens, budget=budget, notes_budget=self.settings.notes_tokens,
+            specials=self.specials,
         )
         if built.truncated_user:
             yield TurnEvent("notice", "your message was too long and was cut to fit the context window")
         start = time.perf_counter()
         answer, final = "", None
-        for ev in self.runtime.stream(built.messages, self.options, cancel):
+        guard, stop = LoopGuard(), threading.Event()  # stop: the user's cancel or the guard
+        for ev in self.runtime.stream(built.messages, self.options, stop):
             if ev.finish_reason is not None:
-                final = ev
+                final = replace(ev, finish_reason="loop") if guard.tripped else ev
                 break
             answer += ev.text
             yield TurnEvent("token", ev.text, ev)
+            if guard.feed(ev.text) or (cancel is not None and cancel.is_set()):
+                stop.set()
         latency_ms = int((time.perf_counter() - start) * 1000)
         message_id = self.store.add_message(
             self.conversation_id, "assistant", answer,
