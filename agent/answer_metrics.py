@@ -55,7 +55,7 @@ def stutters(text: str) -> bool:
     """True when `text` ends in a unit of 1-8 characters said 12+ times ("hahaha…"), other
     than a Markdown rule or blank space."""
     tail = _STUTTER.search(text[-120:])
-    return bool(tail) and not set(tail.group(1)) <= _PLAIN_RULES
+    return tail is not None and not set(tail.group(1)) <= _PLAIN_RULES
 
 
 def copied_span(text: str, sources: Iterable[str], n: int = COPY_N) -> tuple[str, ...] | None:

@@ -139,7 +139,7 @@ def run_hearth(case: dict[str, Any], runtime: Runtime, embedder: Embedder, optio
         events, ttft = _timed(chat.send(case["turns"][-1]), lambda ev: ev.kind == "token")
         done = events[-1]
         _, system = store.active_system_prompt()
-        record = store.conversation_messages(chat.conversation_id)[-1]
+        record = store.conversation_messages(chat.conversation_id or "")[-1]
         tokens = runtime.prompt_tokens(record.prompt_messages or [])
         im_start = runtime.tokenizer.convert_tokens_to_ids(IM_START)
         layer = [system, *getattr(prompt, "prompt_layer_texts", lambda: [prompt.NOTES_HEADER])()]

@@ -162,7 +162,7 @@ def test_hostile_file_name_through_chat_send(tiny_runtime, tmp_path) -> None:  #
         chat = Chat(tiny_runtime, store, options=SamplingOptions(temperature=0.0, max_tokens=3))
         done = chat.ask("What is in my shed?")
         assert any("shed" in h.source for h in done.hits)
-        sent = store.conversation_messages(chat.conversation_id)[-1].prompt_messages
+        sent = store.conversation_messages(chat.conversation_id or "")[-1].prompt_messages
     assert sent is not None
     im_start = tiny_runtime.tokenizer.convert_tokens_to_ids("<|im_start|>")
     assert tiny_runtime.prompt_tokens(sent).count(im_start) == len(sent) + 1
