@@ -49,14 +49,13 @@ DEFAULT_SPECIALS: tuple[str, ...] = (
     "[INST]", "[/INST]", "<s>", "</s>",
 )
 PRIMER: tuple[Message, ...] = (
-    {"role": "user", "content": NOTES_HEADER + "\n> I work as a baker.\n> My cat is called Miso."
-     "\n\nWhat is my cat called?"},
-    {"role": "assistant", "content": "Your cat is called Miso."},
     {"role": "user", "content": "What is my brother's name?"},
     {"role": "assistant", "content": "I don't know yet. Tell me, and I can remember it."},
     {"role": "user", "content": "How do I keep bread fresh?"},
     {"role": "assistant", "content": "Keep it in a paper bag or a bread box at room "
      "temperature. Freeze the slices you won't eat within two days."},
+    {"role": "user", "content": NOTES_HEADER + "\n> My cat is called Miso.\n\nWhat is my cat called?"},
+    {"role": "assistant", "content": "Your cat is called Miso."},
 )
 """Worked examples after the system prompt (the same every turn: part of the cached prefix)."""
 
@@ -104,8 +103,8 @@ def defuse(text: str, specials: Iterable[str] = DEFAULT_SPECIALS) -> str:
     True
     """
     text = text.replace("<|", MARKER_DEFUSED)
-    for token in specials:
-        if token in text:
+    for token in sorted(set(specials), key=lambda t: (-len(t), t)):  # the same result for any order
+        if len(token) > 1 and token in text:
             text = text.replace(token, token[0] + WORD_JOINER + token[1:])
     return text
 
