@@ -6,7 +6,7 @@
 preferences, and the rule-based suggester), `registry` (system prompts, adapter versions,
 settings), `embed` (embedders), `vectors` (stored and in-memory vectors), `fts` (safe,
 bounded BM25), `retrieval` (hybrid search), `ingest`, `forget`, `export` (JSONL, mlx-lm
-import, backup), `records` (typed rows), `ids`, `errors`.
+import, backup), `records` (typed rows), `errors`; ids and timestamps come from `agent.foundation.ids`.
 
 Nothing outside this package writes SQL. Importing it does not import torch.
 """

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from agent import paths
+from agent.foundation import paths
 from memory.errors import CorruptDatabaseError, StoreError
 
 BUSY_TIMEOUT_MS = 10_000

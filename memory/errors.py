@@ -1,12 +1,12 @@
 """The memory package's exceptions. Every message says what to do next.
 
-`StoreError` is the one base class callers catch; it derives from `agent.errors.HearthError`
+`StoreError` is the one base class callers catch; it derives from `agent.foundation.errors.HearthError`
 so the CLI and TUI report it as one line like every other Hearth error.
 """
 
 from __future__ import annotations
 
-from agent.errors import HearthError
+from agent.foundation.errors import HearthError
 
 
 class StoreError(HearthError):

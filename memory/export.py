@@ -24,10 +24,10 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from agent import paths
+from agent.foundation import paths
+from agent.foundation.ids import new_id, now_iso
 from memory.db import write
 from memory.errors import StoreError
-from memory.ids import new_id, now_iso
 from memory.records import from_json, to_json
 
 FORMAT = "hearth-export"

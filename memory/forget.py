@@ -25,9 +25,9 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from agent.foundation.ids import now_iso
 from memory.db import purge_disk, write
 from memory.errors import NotFoundError
-from memory.ids import now_iso
 from memory.records import ForgetReport, from_json, to_json
 
 FORGOTTEN = "[forgotten]"

@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from agent.foundation.ids import new_id, now_iso
 from memory.db import write
 from memory.errors import NotFoundError, StoreError
-from memory.ids import new_id, now_iso
 from memory.records import Accepted, ConversationRecord, MessageRecord, from_json, to_json
 
 ROLES = ("system", "user", "assistant")

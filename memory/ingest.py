@@ -24,9 +24,9 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
+from agent.foundation.ids import new_id, now_iso
 from memory.db import write
 from memory.errors import NotFoundError
-from memory.ids import new_id, now_iso
 from memory.records import DocumentRecord
 from memory.vectors import Progress
 

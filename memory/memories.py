@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 from sqlite_utils import Database
 
+from agent.foundation.ids import new_id, now_iso
 from memory.db import write
 from memory.errors import NotFoundError, StoreError
-from memory.ids import new_id, now_iso
 from memory.records import MemoryRecord
 
 MEMORY_KINDS = ("fact", "preference")

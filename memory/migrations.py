@@ -18,9 +18,9 @@ from collections.abc import Callable
 
 from sqlite_utils import Database
 
+from agent.foundation.ids import now_iso
 from memory.db import write
 from memory.errors import StoreError
-from memory.ids import now_iso
 
 Migration = Callable[[Database], None]
 MIGRATIONS: list[Migration] = []

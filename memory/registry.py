@@ -12,9 +12,9 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from agent.foundation.ids import new_id, now_iso
 from memory.db import write
 from memory.errors import NotFoundError, StoreError
-from memory.ids import new_id, now_iso
 from memory.records import from_json, to_json
 
 ADAPTER_FIELDS = (

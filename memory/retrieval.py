@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 from sqlite_utils import Database
 
+from agent.foundation.ids import day
 from memory import fts
 from memory.embed import EmbedderLike
 from memory.errors import StoreError
 from memory.history import accepted_examples
-from memory.ids import day
 from memory.records import Accepted
 from memory.vectors import VectorIndex, embed_pending, pending_count
 
@@ -40,7 +40,9 @@ SEARCH_EMBED_LIMIT = 64  # queued texts a search embeds before searching
 @dataclass(frozen=True)
 class Hit:
     """One retrieved item. `score` is the fused RRF score (higher is better); `source` is a
-    label for the user, e.g. "memory (typed by you, 2026-11-23)" or "doc notes.md #3"."""
+    label for the user, e.g. "memory (typed by you, 2026-11-23)" or "doc notes.md #3";
+    for a document chunk, `document` (the file name) and `chunk` (1-based) say the same as
+    fields."""
 
     kind: str
     id: str
@@ -50,12 +52,18 @@ class Hit:
     created_at: str
     cosine: float | None = None
     lexical_rank: int | None = None
+    document: str | None = None
+    chunk: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _fetch_memories(db: Database, ids: list[str]) -> dict[str, tuple[str, str, str]]:
+Row = tuple[str, str, str, str | None, int | None]
+"""text, source label, created_at, document name, chunk number (the last two: chunks only)"""
+
+
+def _fetch_memories(db: Database, ids: list[str]) -> dict[str, Row]:
     marks = ", ".join("?" for _ in ids)
     labels = {"typed": "typed by you", "conversation": "from a conversation", "import": "imported"}
     rows = db.execute(
@@ -64,12 +72,12 @@ def _fetch_memories(db: Database, ids: list[str]) -> dict[str, tuple[str, str, s
         ids,
     )
     return {
-        mid: (text, f"memory ({labels.get(origin, origin)}, {day(created)})", created)
+        mid: (text, f"memory ({labels.get(origin, origin)}, {day(created)})", created, None, None)
         for mid, text, origin, created in rows
     }
 
 
-def _fetch_chunks(db: Database, ids: list[str]) -> dict[str, tuple[str, str, str]]:
+def _fetch_chunks(db: Database, ids: list[str]) -> dict[str, Row]:
     marks = ", ".join("?" for _ in ids)
     rows = db.execute(
         f"SELECT c.id, c.text, c.ordinal, d.path, d.updated_at FROM chunks c "
@@ -77,14 +85,15 @@ def _fetch_chunks(db: Database, ids: list[str]) -> dict[str, tuple[str, str, str
         ids,
     )
     return {
-        cid: (text, f"doc {PurePath(path).name} #{ordinal + 1}", updated)
+        cid: (text, f"doc {PurePath(path).name} #{ordinal + 1}", updated, PurePath(path).name,
+              ordinal + 1)
         for cid, text, ordinal, path, updated in rows
     }
 
 
 def _fetch_messages(
     db: Database, ids: list[str], exclude_conversation_id: str | None
-) -> dict[str, tuple[str, str, str]]:
+) -> dict[str, Row]:
     marks = ", ".join("?" for _ in ids)
     rows = db.execute(
         f"SELECT m.id, m.text, m.role, m.created_at, m.conversation_id, "
@@ -92,12 +101,12 @@ def _fetch_messages(
         f"FROM messages m WHERE m.id IN ({marks}) AND m.role != 'system'",
         ids,
     )
-    found = {}
+    found: dict[str, Row] = {}
     for mid, text, role, created, conversation_id, feedback in rows:
         if feedback == "rejected" or conversation_id == exclude_conversation_id:
             continue
         label = "past answer" if role == "assistant" else "your message"
-        found[mid] = (text, f"{label} {day(created)}", created)
+        found[mid] = (text, f"{label} {day(created)}", created, None, None)
     return found
 
 
@@ -171,8 +180,10 @@ class Retriever:
                 created_at=created_at,
                 cosine=cosines.get(key),
                 lexical_rank=lexical.get(key),
+                document=document,
+                chunk=chunk,
             )
-            for key, (text, source, created_at) in details
+            for key, (text, source, created_at, document, chunk) in details
         ]
 
     def lexical(self, kind: str, words: list[str]) -> list[str]:
@@ -185,14 +196,14 @@ class Retriever:
 
     def _details(
         self, ranked: list[tuple[str, str]], k: int, exclude_conversation_id: str | None
-    ) -> list[tuple[tuple[str, str], tuple[str, str, str]]]:
+    ) -> list[tuple[tuple[str, str], Row]]:
         """Text, source label and time of the best `k` candidates that may be shown,
         fetched a few at a time in rank order (superseded, rejected... are skipped)."""
-        shown: list[tuple[tuple[str, str], tuple[str, str, str]]] = []
+        shown: list[tuple[tuple[str, str], Row]] = []
         step = max(2 * k, 10)
         for start in range(0, len(ranked), step):
             batch = ranked[start : start + step]
-            found: dict[tuple[str, str], tuple[str, str, str]] = {}
+            found: dict[tuple[str, str], Row] = {}
             for kind in {kind for kind, _ in batch}:
                 ids = [oid for kind_, oid in batch if kind_ == kind]
                 if kind == "memory":

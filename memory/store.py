@@ -20,7 +20,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlite_utils import Database
 
-from agent import paths
+from agent.foundation import paths
 from memory import export, forget, history, ingest, memories, registry, vectors
 from memory.db import corrupt_error, fix_permissions, open_database, purge_disk
 from memory.embed import Embedder, EmbedderLike

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 from sqlite_utils import Database
 
+from agent.foundation.ids import text_hash
 from memory.db import write
 from memory.embed import EmbedderLike
-from memory.ids import text_hash
 
 OWNER_TABLES = {"memory": "memories", "chunk": "chunks", "message": "messages"}
 Progress = Callable[[int, int], None]

@@ -4,7 +4,7 @@ Same model, data, rank, scale, layers, batch, iterations, learning rate, seed, s
 BLAS library and thread count; both as subprocesses, both observed through mlx-lm's own
 TrainingCallback numbers (answer tokens per second of training time, validation excluded).
 Both final adapters are then scored by the shared evaluator on the same held-out answers,
-and adapter hot-swap time is measured in a loaded `agent.runtime.Runtime`.
+and adapter hot-swap time is measured in a loaded `agent.llm.runtime.Runtime`.
 
     python scripts/bench_adapters.py [--model PATH] [--iters 20] [--threads 1]
 
@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent import blas  # noqa: E402
+from agent.foundation import blas  # noqa: E402
 
 DATA = ROOT / "tests" / "adapters" / "data" / "persona.jsonl"
 
@@ -37,8 +37,8 @@ DATA = ROOT / "tests" / "adapters" / "data" / "persona.jsonl"
 HARNESS = r"""
 import json, resource, runpy, sys
 out, threads, module, *argv = sys.argv[1:]
-from agent import blas; blas.ensure()
-from adapters.priority import blas_threads; blas_threads(int(threads))
+from agent.foundation import blas; blas.ensure()
+from adapters.jobs.priority import blas_threads; blas_threads(int(threads))
 events = []
 if module == "mlx_lm":  # `python -m mlx_lm lora ...`, observed through its callback hook
     import mlx_lm.lora as lora
@@ -76,8 +76,8 @@ def parse_args() -> argparse.Namespace:
 
 def write_data(args: argparse.Namespace, folder: Path) -> tuple[int, int]:
     """train.jsonl / valid.jsonl as Hearth serves them: its system prompt + the question."""
-    from adapters.dataset import Example, Snapshot, example_hash, snapshot_id, split
-    from agent.prompt import assemble, training_messages
+    from adapters.training.dataset import Example, Snapshot, example_hash, snapshot_id, split
+    from agent.llm.prompt import assemble, training_messages
     from memory.migrations import DEFAULT_SYSTEM_PROMPT
 
     examples = []
@@ -118,7 +118,7 @@ def train_hearth(args: argparse.Namespace, model: Path, work: Path, tag: str) ->
                   learning_rate=args.learning_rate, max_seq_length=1024, seed=0, rank=args.rank,
                   scale=args.scale, dropout=0.0, steps_per_eval=args.iters + 1,
                   steps_per_save=args.iters + 1, patience=0)
-    run = run_harness(work, f"hearth-{tag}", args.threads, "adapters.worker",
+    run = run_harness(work, f"hearth-{tag}", args.threads, "adapters.jobs.worker",
                       ["train", str(data), "--model", str(model), "--no-nice",
                        "--blas-threads", str(args.threads), "--config", json.dumps(config)])
     done = [json.loads(x) for x in run["stdout"].splitlines() if x.startswith("{")][-1]
@@ -162,9 +162,9 @@ def train_both(args: argparse.Namespace, model: Path, work: Path) -> dict[str, l
 def evaluate_and_swap(model: Path, work: Path, runs: dict[str, list[dict]]) -> dict[str, float]:
     import resource
 
-    from adapters.evaluate import answer_nll
-    from agent import models
-    from agent.runtime import Runtime
+    from adapters.training.evaluate import answer_nll
+    from agent.llm import models
+    from agent.llm.runtime import Runtime
 
     valid = [json.loads(x)["messages"] for x in (work / "data" / "valid.jsonl").read_text().splitlines()]
     rt = Runtime.load(models.resolve(str(model)))
@@ -184,10 +184,10 @@ def evaluate_and_swap(model: Path, work: Path, runs: dict[str, list[dict]]) -> d
 def main() -> int:
     args = parse_args()
     blas.ensure()
-    from adapters.priority import blas_threads
+    from adapters.jobs.priority import blas_threads
 
     blas_threads(args.threads)
-    from agent import models
+    from agent.llm import models
 
     model = Path(args.model) if args.model else models.resolve(None).path
     work = Path(tempfile.mkdtemp(prefix="bench-adapters-"))

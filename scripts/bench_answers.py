@@ -1,7 +1,7 @@
 """Answer quality on everyday and memory-grounded questions: Hearth's chat path vs the bare model.
 
 Two arms on the same loaded model, side by side in one run:
-  hearth : `agent.turn.Chat.send` on a fresh temp store per case (real store, real embedder,
+  hearth : `agent.core.turn.Chat.send` on a fresh temp store per case (real store, real embedder,
            the case's memories and document ingested), the store's active (or a chosen)
            system-prompt version, Hearth's prompt layer, sampling defaults and loop guard;
   bare   : the model with its own default chat template and no Hearth prompt (prefixed
@@ -41,14 +41,14 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from agent import blas  # noqa: E402
+from agent.foundation import blas  # noqa: E402
 
 blas.ensure()  # before anything imports mlx
 
-from agent import answer_metrics as am  # noqa: E402
-from agent import prompt  # noqa: E402
-from agent.runtime import Runtime, SamplingOptions  # noqa: E402
-from agent.turn import Chat  # noqa: E402
+from agent.core import answer_metrics as am  # noqa: E402
+from agent.core.turn import Chat  # noqa: E402
+from agent.llm import prompt  # noqa: E402
+from agent.llm.runtime import Runtime, SamplingOptions  # noqa: E402
 from memory.embed import Embedder  # noqa: E402
 from memory.store import Store  # noqa: E402
 

@@ -31,8 +31,8 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from agent.foundation.ids import new_id, now_iso  # noqa: E402
 from memory.embed import DIM, Embedder, normalise  # noqa: E402
-from memory.ids import new_id, now_iso  # noqa: E402
 from memory.store import Store  # noqa: E402
 
 VOCAB = 20_000

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent import blas  # noqa: E402
+from agent.foundation import blas  # noqa: E402
 
 PREFILL_TEXT = " ".join(["The history of the city is long and full of stories about people."] * 16)
 STORY = [{"role": "user", "content": "Write a long, detailed story about a lighthouse keeper."}]
@@ -70,7 +70,7 @@ def bare_decode(rt, tokens: list[int], max_tokens: int) -> float:  # type: ignor
 
 
 def hearth_decode(rt, max_tokens: int) -> float:  # type: ignore[no-untyped-def]
-    from agent.runtime import SamplingOptions
+    from agent.llm.runtime import SamplingOptions
 
     rt.reset_cache()
     final = list(rt.stream(STORY, SamplingOptions(temperature=0.0, max_tokens=max_tokens)))[-1]
@@ -78,7 +78,7 @@ def hearth_decode(rt, max_tokens: int) -> float:  # type: ignore[no-untyped-def]
 
 
 def ttft(rt, msgs, reuse: bool) -> float:  # type: ignore[no-untyped-def]
-    from agent.runtime import SamplingOptions
+    from agent.llm.runtime import SamplingOptions
 
     if not reuse:
         rt.reset_cache()
@@ -94,8 +94,8 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=128)
     args = parser.parse_args()
     blas.ensure()
-    from agent import models
-    from agent.runtime import Runtime, SamplingOptions
+    from agent.llm import models
+    from agent.llm.runtime import Runtime, SamplingOptions
 
     ref = models.resolve()
     rt = Runtime.load(ref)

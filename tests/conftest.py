@@ -16,7 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from agent import blas  # noqa: E402
+from agent.foundation import blas  # noqa: E402
 
 blas.ensure()  # before anything imports mlx
 
@@ -31,7 +31,7 @@ def hearth_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 @pytest.fixture(scope="session")
 def bundled_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundled SmolLM2 converted to an mlx-lm float32 folder, once per test session."""
-    from agent import convert
+    from agent.llm import convert
 
     out = tmp_path_factory.mktemp("models") / "smollm2-f32"
     return convert.convert_gguf(convert.bundled_gguf(), out, model_id=convert.BUNDLED_ID)
@@ -46,8 +46,8 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from mlx.utils import tree_flatten
     from mlx_lm.models import llama
 
-    from agent import convert
-    from agent.gguf_tokenizer import save_tokenizer
+    from agent.llm import convert
+    from agent.llm.gguf_tokenizer import save_tokenizer
 
     out = tmp_path_factory.mktemp("tiny") / "tiny-llama"
     out.mkdir()
@@ -69,8 +69,8 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def tiny_runtime(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
-    from agent.models import ModelRef
-    from agent.runtime import Runtime
+    from agent.llm.models import ModelRef
+    from agent.llm.runtime import Runtime
 
     return Runtime.load(ModelRef("tiny", tiny_model_dir, "tiny-checksum"))
 

@@ -35,8 +35,8 @@ from tui.state import AppStatus
 from tui.widgets.nav_bar import SCREENS
 
 if TYPE_CHECKING:
-    from agent.runtime import Runtime, SamplingOptions
-    from agent.turn import Chat
+    from agent.core.turn import Chat
+    from agent.llm.runtime import Runtime, SamplingOptions
     from memory.store import Store
 
 RuntimeFactory = Callable[[], "Runtime"]

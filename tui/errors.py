@@ -1,20 +1,20 @@
 """Turn any exception into one notification line that says what to do next.
 
-Hearth's own errors (`agent.errors.HearthError`, which the store's errors derive from, and
-`adapters.errors.AdapterError`) already carry a message for the user; they are shown as is.
+Hearth's own errors (`agent.foundation.errors.HearthError`, which the store's errors derive from, and
+`adapters.training.errors.AdapterError`) already carry a message for the user; they are shown as is.
 Anything else is a bug: its traceback goes to `logs/crash.log` and the notification says
 where. The app never shows a traceback.
 """
 
 from __future__ import annotations
 
-from agent.errors import is_user_error, log_crash
+from agent.foundation.errors import is_user_error, log_crash
 
 
 def describe(exc: BaseException) -> str:
     """The one line to notify for `exc`.
 
-    >>> from agent.errors import HearthError
+    >>> from agent.foundation.errors import HearthError
     >>> describe(HearthError("no model"))
     'no model'
     """

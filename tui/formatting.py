@@ -5,6 +5,7 @@ No widgets and no I/O here, so the screens stay about layout and the helpers are
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -49,7 +50,6 @@ def short_path(path: str, width: int = 52) -> str:
     >>> len(short_path("/a/very/long/path/to/some/file.txt", 14))
     14
     """
-    from pathlib import Path
 
     home = str(Path.home())
     if home not in ("", "/") and (path == home or path.startswith(home + "/")):

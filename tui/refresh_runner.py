@@ -1,6 +1,6 @@
 """Run a refresh (train, gate, maybe promote) in a child process and read its progress.
 
-"Train now" starts `python -m adapters.worker refresh --force`, the same worker the nightly
+"Train now" starts `python -m adapters.jobs.worker refresh --force`, the same worker the nightly
 timer runs, in its own session with its output in a log file, so training never slows the
 UI and survives the app quitting. `follow()` tails that log; `refresh_event()` turns the
 worker's JSON-lines events into text and (step, total) progress. No training happens here.
@@ -18,8 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.foundation import paths
+
 if TYPE_CHECKING:
-    from agent.runtime import Runtime
+    from agent.llm.runtime import Runtime
 
 
 def refresh_model(runtime: Runtime | None) -> str | None:
@@ -30,15 +32,14 @@ def refresh_model(runtime: Runtime | None) -> str | None:
 
 
 def start_refresh(model: str | None) -> tuple[subprocess.Popen[bytes], Path]:
-    """Start a refresh now (`python -m adapters.worker refresh --force`) in its own session.
+    """Start a refresh now (`python -m adapters.jobs.worker refresh --force`) in its own session.
 
     `--force` skips the battery and recent-activity checks (the user asked), not the
     cold-start minimum. Output goes to a log file, not a pipe, so the refresh outlives the
     app: quitting does not stop training. Returns the process and the log's path.
     """
-    from agent import paths
 
-    command = [sys.executable, "-m", "adapters.worker", "refresh", "--force"]
+    command = [sys.executable, "-m", "adapters.jobs.worker", "refresh", "--force"]
     if model:
         command += ["--model", model]
     log = paths.logs_dir() / "refresh-app.log"

@@ -9,15 +9,20 @@ thread (`tui.model_thread`); they say so.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.errors import HearthError
+from adapters.jobs import refresh
+from adapters.training import registry
+from agent.core import commands
+from agent.foundation import offline as guard
+from agent.foundation.errors import HearthError
+from agent.llm import convert, models
 
 if TYPE_CHECKING:
-    from agent.runtime import Runtime, SamplingOptions
-    from agent.turn import Chat
+    from agent.core.turn import Chat
+    from agent.llm.runtime import Runtime, SamplingOptions
     from memory.store import Store
 
 SAMPLING_KEY = "sampling"
@@ -33,15 +38,14 @@ Progress = Callable[[int, int], None]
 
 def open_store() -> Store:
     """The user's store (default path); raises StoreError with what to do."""
-    from memory.store import Store
+    from memory.store import Store  # lazy: imports numpy and sqlite-utils
 
     return Store.open()
 
 
 def load_runtime(model: str | None, allow_download: bool, progress: Progress | None) -> Runtime:
     """Resolve (converting the bundled model on first use) and load. Model thread only."""
-    from agent import models
-    from agent.runtime import Runtime
+    from agent.llm.runtime import Runtime  # lazy: imports MLX
 
     ref = models.resolve(cached_model(model), allow_download=allow_download, progress=progress)
     return Runtime.load(ref)
@@ -52,7 +56,6 @@ def cached_model(spec: str | None) -> str | None:
     the bundled model's folders to None, other converted folders to their path."""
     if not spec:
         return None
-    from agent import convert, models
 
     try:
         known = {str(m["name"]): str(m["path"]) for m in models.list_models()}
@@ -64,7 +67,7 @@ def cached_model(spec: str | None) -> str | None:
 
 
 def new_chat(runtime: Runtime, store: Store, options: SamplingOptions) -> Chat:
-    from agent.turn import Chat
+    from agent.core.turn import Chat  # lazy: imports MLX (via the runtime)
 
     return Chat(runtime, store, options=options)
 
@@ -76,14 +79,12 @@ def warm_up_embedder(store: Store) -> None:
 
 def backend_label() -> str:
     """'Metal', 'CUDA' or 'CPU'."""
-    from agent import models
 
     return {"metal": "Metal", "cuda": "CUDA"}.get(models.backend(), "CPU")
 
 
 def offline() -> bool:
     """True when this process refuses network connections (no --allow-download)."""
-    from agent import offline as guard
 
     return guard.is_enabled()
 
@@ -146,33 +147,29 @@ class _StoreOnly:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def feedback(self, kind: str, edited_text: str | None = None) -> str:
+    def feedback(self, kind: str, edited_text: str | None = None) -> int:
         raise HearthError("no answer yet to give feedback on (the model is still loading)")
 
     def new_conversation(self) -> None:
         return None
 
 
-def run_command(chat: Chat | None, store: Store, line: str) -> tuple[str, bool]:
-    """Run a slash command (agent.commands); returns (message, quit)."""
-    from agent.commands import run_command as run
-
-    result = run(chat if chat is not None else _StoreOnly(store), line)
-    return result.message, result.quit
+def run_command(chat: Chat | None, store: Store, line: str) -> commands.CommandResult:
+    """Run a slash command (agent.core.commands) on the chat, or on the store alone while the
+    model loads."""
+    return commands.run_command(chat if chat is not None else _StoreOnly(store), line)
 
 
 # -- settings ------------------------------------------------------------------------------
 
 
 def sampling(store: Store) -> SamplingOptions:
-    from agent.runtime import SamplingOptions
+    from agent.llm.runtime import SamplingOptions  # lazy: imports MLX
 
     return SamplingOptions.from_dict(store.get_setting(SAMPLING_KEY) or {})
 
 
 def save_sampling(store: Store, options: SamplingOptions) -> None:
-    from dataclasses import asdict
-
     store.set_setting(SAMPLING_KEY, asdict(options))
 
 
@@ -187,7 +184,6 @@ def save_model_choice(store: Store, spec: str | None) -> None:
 
 def local_models() -> list[str]:
     """Names of the converted models in the cache."""
-    from agent import models
 
     try:
         return [str(m["name"]) for m in models.list_models()]
@@ -232,8 +228,6 @@ class ColdStart:
 
 
 def cold_start(store: Store) -> ColdStart:
-    from adapters import refresh, registry
-
     policy = refresh.settings(store)[2]
     accepted = {a.message_id for a in store.accepted_examples()}
     active = store.active_adapter()
@@ -254,14 +248,12 @@ def adapter_versions(store: Store) -> list[dict[str, Any]]:
 
 def activate_adapter(store: Store, version: str, base_checksum: str | None) -> None:
     """Make `version` the active adapter (verified, and bound to the loaded base if any)."""
-    from adapters import registry
 
     registry.activate(store, version, base_checksum)
 
 
 def rollback_adapter(store: Store, base_checksum: str | None) -> str | None:
     """Go back to the previously active adapter (or the base model); returns the new one."""
-    from adapters import registry
 
     return registry.rollback(store, base_checksum)
 

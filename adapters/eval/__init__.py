@@ -4,9 +4,9 @@ One experiment (`experiment.run_experiment`) on held-out question/answer pairs:
 - `data`: the pairs (the user's accepted answers, an mlx-lm JSONL file, or the demo persona)
   and their stable split by hash;
 - `context`: a temporary store holding the training part as past accepted answers, and the
-  prompts each condition serves (assembled by `agent.prompt.assemble`, as the chat does);
+  prompts each condition serves (assembled by `agent.llm.prompt.assemble`, as the chat does);
 - `measure`: per-item answer NLL, greedy answers, token F1 and ROUGE-L, all through the shared
-  evaluator (`adapters.evaluate`);
+  evaluator (`adapters.training.evaluate`);
 - `stats`: token-weighted means and paired bootstrap intervals;
 - `report`: the Markdown table, results.json and chart.png.
 

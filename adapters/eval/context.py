@@ -8,8 +8,8 @@ becomes a past answer. The store embeds with the real embedder unless given anot
 
 `build_prompts` makes, for each held-out item, the prompt *without* retrieval (conditions
 base and adapter) and *with* it (rag and both), by the chat's own steps: `Store.search`,
-`Store.similar_accepted`, then `agent.prompt.assemble` within the chat's budgets
-(`agent.turn.ChatSettings`). `served_prompt` gives the no-retrieval prompt that a file's
+`Store.similar_accepted`, then `agent.llm.prompt.assemble` within the chat's budgets
+(`agent.core.turn.ChatSettings`). `served_prompt` gives the no-retrieval prompt that a file's
 training pair is trained on, so what the adapter learns is what it is shown.
 
 It does not call the model (token counting aside) and keeps nothing outside `folder`.
@@ -21,10 +21,15 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from adapters.errors import AdapterError
 from adapters.eval.data import Item
+from adapters.training.errors import AdapterError
+from agent.llm import prompt
+from agent.llm.prompt import training_messages
+
+if TYPE_CHECKING:
+    from memory.store import Store
 
 Message = dict[str, str]
 Counter = Callable[[str], int]
@@ -33,7 +38,7 @@ ProgressFn = Callable[[int, int], None]
 
 @dataclass
 class Budget:
-    """The chat's prompt budgets (defaults copied from `agent.turn.ChatSettings` at run time)."""
+    """The chat's prompt budgets (defaults copied from `agent.core.turn.ChatSettings` at run time)."""
 
     retrieval_k: int = 4
     examples_k: int = 1
@@ -44,9 +49,9 @@ class Budget:
 
     @classmethod
     def from_chat(cls, context_window: int = 8192) -> Budget:
-        """The budgets `agent.turn.Chat` uses with default settings and sampling options."""
-        from agent.runtime import SamplingOptions
-        from agent.turn import ChatSettings
+        """The budgets `agent.core.turn.Chat` uses with default settings and sampling options."""
+        from agent.core.turn import ChatSettings  # lazy: imports MLX (via the runtime)
+        from agent.llm.runtime import SamplingOptions  # lazy: imports MLX
 
         chat = ChatSettings()
         context = min(chat.context_tokens, context_window)
@@ -78,7 +83,7 @@ def open_memory(
     progress: ProgressFn | None = None,
 ) -> Any:
     """A fresh store in `folder` holding `train` as past accepted answers, embedded."""
-    from memory.store import Store
+    from memory.store import Store  # lazy: imports numpy and sqlite-utils
 
     folder.mkdir(parents=True, exist_ok=True)
     store = Store.open(folder / "eval.db", embedder=embedder)
@@ -98,7 +103,6 @@ def open_memory(
 
 def served_prompt(item: Item, system_prompt: str, count: Counter, budget: Budget) -> list[Message]:
     """The chat's prompt for `item` without retrieval."""
-    from agent import prompt
 
     built = prompt.assemble(item.system or system_prompt, item.question, item.history,
                             count=count, budget=budget.prompt_tokens,
@@ -108,7 +112,6 @@ def served_prompt(item: Item, system_prompt: str, count: Counter, budget: Budget
 
 def train_messages(item: Item, system_prompt: str, count: Counter, budget: Budget) -> list[Message]:
     """The example the adapter trains on: the stored one, else the served prompt + answer."""
-    from agent.prompt import training_messages
 
     if item.train_messages is not None:
         return [dict(m) for m in item.train_messages]
@@ -117,13 +120,12 @@ def train_messages(item: Item, system_prompt: str, count: Counter, budget: Budge
 
 def build_prompts(
     items: Sequence[Item],
-    store: Any,
+    store: Store,
     count: Counter,
     budget: Budget,
     progress: ProgressFn | None = None,
 ) -> Prompts:
-    """Both prompts for every held-out item, retrieval done as `agent.turn.Chat.send` does."""
-    from agent import prompt
+    """Both prompts for every held-out item, retrieval done as `agent.core.turn.Chat.send` does."""
 
     _, system_prompt = store.active_system_prompt()
     out = Prompts()

@@ -3,7 +3,7 @@
 Three sources, one shape (`Item`: a question, a reference answer, optional history/system):
 - `from_accepted(store.accepted_examples())`: the user's accepted answers. Each keeps, as
   its training example, exactly what `hearth refresh` trains on (the served prompt plus the
-  accepted text, via `adapters.dataset.build_examples`); its question is the last user
+  accepted text, via `adapters.training.dataset.build_examples`); its question is the last user
   message with any quoted notes stripped.
 - `from_jsonl(path)`: mlx-lm data files: {"messages": [...]}, {"prompt", "completion"} or
   {"text"}. A record without a system message is served with the store's system prompt, as
@@ -11,7 +11,7 @@ Three sources, one shape (`Item`: a question, a reference answer, optional histo
   retrievable memory only (refresh skips such rows too) and is never held out.
 - `demo_items()`: the fictional persona shipped in `adapters/data/persona.jsonl`.
 
-`split_items` holds out a stable share by each pair's own hash (`adapters.dataset.split`),
+`split_items` holds out a stable share by each pair's own hash (`adapters.training.dataset.split`),
 so a pair stays on its side as the data grows. Nothing here loads a model or opens a store.
 """
 
@@ -25,8 +25,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from adapters import dataset
-from adapters.errors import AdapterError
+from adapters.training import dataset
+from adapters.training.errors import AdapterError
+from agent.llm.prompt import last_user_question
 
 Message = dict[str, str]
 DEMO_FILE = "persona.jsonl"
@@ -124,7 +125,6 @@ def demo_items() -> list[Item]:
 
 def from_accepted(accepted: Iterable[Any]) -> list[Item]:
     """Items from accepted answers (`Store.accepted_examples()`), built as refresh builds them."""
-    from agent.prompt import last_user_question
 
     items = []
     for example in dataset.build_examples(accepted):
@@ -140,7 +140,7 @@ def from_accepted(accepted: Iterable[Any]) -> list[Item]:
 
 @dataclass
 class _Prompted:
-    """What `agent.prompt.last_user_question` reads."""
+    """What `agent.llm.prompt.last_user_question` reads."""
 
     prompt_messages: list[Message]
     target: str

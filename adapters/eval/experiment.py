@@ -5,8 +5,8 @@
 2. builds each held-out item's prompt without and with retrieval (`context.build_prompts`);
 3. measures the bare model: **base** (no retrieval) and **rag** (with), plus the probe;
 4. trains a LoRA adapter on the training part with the trainer `hearth refresh` uses
-   (`adapters.train.train_adapter`; its own validation pairs are carved from the training
-   part by `adapters.dataset.split`, as refresh does, so the held-out pairs never steer it);
+   (`adapters.training.train.train_adapter`; its own validation pairs are carved from the training
+   part by `adapters.training.dataset.split`, as refresh does, so the held-out pairs never steer it);
 5. measures **adapter** and **both** (adapter + retrieval), plus the probe;
 6. summarises with paired bootstrap intervals (`stats`).
 
@@ -22,11 +22,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from adapters import dataset
-from adapters.config import RefreshPolicy, TrainConfig
-from adapters.errors import AdapterError
 from adapters.eval import CONDITIONS, context, measure, stats
 from adapters.eval.data import Item, Split, limit
+from adapters.training import dataset
+from adapters.training.config import RefreshPolicy, TrainConfig
+from adapters.training.errors import AdapterError
+from adapters.training.evaluate import probe_nll, use_adapter
+from adapters.training.train import train_adapter
 
 Stage = Callable[[str, int, int], None]
 """Progress: (stage name, done, total)."""
@@ -123,7 +125,6 @@ def train_on(
     progress: Stage | None = None,
 ) -> Any:
     """Train the adapter with refresh's trainer; the best weights stay loaded in the model."""
-    from adapters.train import train_adapter
 
     def report(event: dict[str, Any]) -> None:
         if progress is not None and event.get("event") in ("train", "done"):
@@ -157,8 +158,6 @@ def _measure_pair(
 
 
 def _probe(runtime: Any, config: ExperimentConfig) -> float | None:
-    from adapters.evaluate import probe_nll
-
     return probe_nll(runtime.model, runtime.tokenizer).mean if config.probe else None
 
 
@@ -172,7 +171,6 @@ def run_experiment(
     progress: Stage | None = None,
 ) -> Results:
     """Measure base, rag, adapter and both on `split.heldout` (see the module docstring)."""
-    from adapters.evaluate import use_adapter
 
     config = config or ExperimentConfig()
     heldout = limit(split.heldout, config.limit)

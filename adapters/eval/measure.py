@@ -1,7 +1,7 @@
 """Score one model state on one set of prompts: per-item NLL, greedy answers, F1, ROUGE-L.
 
 Item by item, so the report can give paired intervals, and with the shared evaluator's
-definitions (`adapters.evaluate`):
+definitions (`adapters.training.evaluate`):
 - the NLL of each reference is `evaluate.answer_nll` of that item alone (mean NLL per answer
   token plus the token count, so a token-weighted mean over items equals `answer_nll` over
   the set), computed by `prefill.Prefiller` in the same forward pass that prefills the
@@ -24,8 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from adapters import evaluate
 from adapters.eval.prefill import Prefilled, Prefiller
+from adapters.training import evaluate
 
 Message = dict[str, str]
 ProgressFn = Callable[[int, int], None]
@@ -56,7 +56,7 @@ def with_answer(prompt: Sequence[Message], reference: str) -> list[Message]:
 
 def greedy_from(model: Any, tokenizer: Any, items: Sequence[Prefilled], max_tokens: int) -> list[str]:
     """Greedy answers decoded together from prefilled caches (mlx-lm's `batch_generate`)."""
-    from mlx_lm.generate import batch_generate
+    from mlx_lm.generate import batch_generate  # lazy: imports MLX
 
     if not items:
         return []

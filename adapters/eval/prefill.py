@@ -20,12 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from adapters import evaluate
-from adapters.batching import check_split, split_head
+from adapters.training import evaluate
+from adapters.training.batching import check_split, split_head
 
 Message = dict[str, str]
 PAD = 0
-"""The padding id `adapters.batching.eval_batches` (like mlx-lm) puts after each sequence."""
+"""The padding id `adapters.training.batching.eval_batches` (like mlx-lm) puts after each sequence."""
 
 
 @dataclass
@@ -61,7 +61,7 @@ def fork(cache: list[Any]) -> list[Any]:
     writes into its buffer in place, so sharing the buffer would let one item's tokens
     overwrite another's.
     """
-    from mlx_lm.models.cache import KVCache
+    from mlx_lm.models.cache import KVCache  # lazy: imports MLX
 
     out = []
     for layer in cache:
@@ -94,7 +94,7 @@ class Prefiller:
 
     def share(self, prompts: Sequence[Sequence[Message]]) -> None:
         """Run the prefix all `prompts` share once (kept at least two tokens short of any)."""
-        from mlx_lm.models.cache import KVCache, make_prompt_cache
+        from mlx_lm.models.cache import KVCache, make_prompt_cache  # lazy: imports MLX
 
         heads = [self.tokens(p, "")[0] for p in prompts]
         cache = make_prompt_cache(self.model)
@@ -106,13 +106,13 @@ class Prefiller:
         self.shared, self.shared_len = cache, n
 
     def _start(self) -> list[Any]:
-        from mlx_lm.models.cache import make_prompt_cache
+        from mlx_lm.models.cache import make_prompt_cache  # lazy: imports MLX
 
         return fork(self.shared) if self.shared_len else make_prompt_cache(self.model)
 
     def _forward(self, tokens: Sequence[int], cache: list[Any], tail: int = 0) -> Any:
         """Feed `tokens` through the model with `cache`; logits of the last `tail` positions."""
-        import mlx.core as mx
+        import mlx.core as mx  # lazy: imports MLX
 
         x = mx.array([list(tokens)])
         if self.parts is None:
@@ -128,9 +128,9 @@ class Prefiller:
 
     def prefill(self, prompt: Sequence[Message], reference: str) -> Prefilled:
         """The item's NLL (as `evaluate.answer_nll`) and its cache, from one forward pass."""
-        import mlx.core as mx
-        import mlx.nn as nn
-        from mlx_lm.models.cache import trim_prompt_cache
+        import mlx.core as mx  # lazy: imports MLX
+        import mlx.nn as nn  # lazy: imports MLX
+        from mlx_lm.models.cache import trim_prompt_cache  # lazy: imports MLX
 
         head, full = self.tokens(prompt, reference)
         start = self.shared_len

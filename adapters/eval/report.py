@@ -16,6 +16,7 @@ from typing import Any
 from adapters.eval import CONDITIONS
 from adapters.eval.experiment import FORMAT_VERSION, Results
 from adapters.eval.stats import Interval, Summary
+from adapters.training.errors import AdapterError
 
 LABELS = {
     "base": "base",
@@ -90,7 +91,6 @@ def _stock(meta: dict[str, Any]) -> str:
 
 def load(path: Path) -> Results:
     """Results from a results.json written by `write` (to redraw or re-tabulate them)."""
-    from adapters.errors import AdapterError
 
     raw = json.loads(path.read_text())
     if raw.get("format") != FORMAT_VERSION:
@@ -140,10 +140,10 @@ def _panel(ax: Any, results: Results, metric: str, title: str) -> None:
 
 def draw_chart(results: Results, path: Path) -> None:
     """Five panels (NLL, F1, content F1, ROUGE-L, probe NLL): a bar per condition, 95% CIs."""
-    import matplotlib
+    import matplotlib  # lazy: imports matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: imports matplotlib
 
     panels = [("nll", "answer NLL / token (lower is better)"),
               ("f1", "token F1 (higher is better)"),

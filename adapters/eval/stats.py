@@ -1,7 +1,7 @@
 """Summaries of per-item scores: means, and bootstrap intervals paired by item.
 
 A condition's `nll` is the token-weighted mean of its items' per-token NLLs, which equals
-`adapters.evaluate.answer_nll` over the whole set; `f1`, `rougeL` and `content_f1` are plain
+`adapters.training.evaluate.answer_nll` over the whole set; `f1`, `rougeL` and `content_f1` are plain
 means over items. Intervals are 95% percentile bootstraps over held-out items (seeded, so a rerun prints
 the same numbers); a difference between two conditions resamples the *same* items for both,
 which is what makes a small held-out set still informative. Pure numpy; no model here.

@@ -1,8 +1,8 @@
 """`hearth adapters list|show|activate|rollback|delete`, `hearth refresh`, `hearth schedule ...`.
 
-Thin shells over `adapters.registry`, `adapters.refresh` and `adapters.schedule`; output is
+Thin shells over `adapters.training.registry`, `adapters.jobs.refresh` and `adapters.jobs.schedule`; output is
 plain text, one item per line. `hearth refresh` trains in this process at low priority with a
-progress bar (`--background` hands it to `python -m adapters.worker` and returns at once).
+progress bar (`--background` hands it to `python -m adapters.jobs.worker` and returns at once).
 """
 
 from __future__ import annotations
@@ -12,6 +12,14 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from tqdm import tqdm
+
+from adapters.jobs import refresh, schedule, worker
+from adapters.jobs.priority import set_low_priority
+from adapters.training import registry
+from adapters.training.errors import AdapterError
+from agent.llm import models
 
 
 def register(sub: Any) -> None:
@@ -49,14 +57,12 @@ def register(sub: Any) -> None:
 
 
 def _store() -> Any:
-    from memory.store import Store
+    from memory.store import Store  # lazy: imports numpy and sqlite-utils
 
     return Store.open()
 
 
 def _base_checksum(args: argparse.Namespace) -> str:
-    from agent import models
-
     return models.resolve(getattr(args, "model", None),
                           allow_download=getattr(args, "allow_download", False)).checksum
 
@@ -85,9 +91,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from adapters import registry
-    from adapters.errors import AdapterError
-
     with _store() as store:
         row = registry.get(store, args.version)
     files_state = "no files"
@@ -102,8 +105,6 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_activate(args: argparse.Namespace) -> int:
-    from adapters import registry
-
     with _store() as store:
         folder = registry.activate(store, args.version, _base_checksum(args))
     print(f"{args.version} is active ({folder}); running chats switch at their next message")
@@ -111,8 +112,6 @@ def cmd_activate(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from adapters import registry
-
     with _store() as store:
         now = registry.rollback(store, _base_checksum(args))
     print(f"now serving {now}" if now else "now serving the base model (no adapter)")
@@ -120,8 +119,6 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    from adapters import registry
-
     with _store() as store:
         registry.delete(store, args.version, force=args.force)
     print(f"deleted {args.version}'s files (its registry row is kept for the lineage)")
@@ -129,8 +126,6 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def _bar() -> Any:
-    from tqdm import tqdm
-
     bar: list[Any] = []
 
     def update(event: dict[str, Any]) -> None:
@@ -152,9 +147,6 @@ def _bar() -> Any:
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
-    from adapters import refresh, worker
-    from adapters.priority import set_low_priority
-
     if args.background:
         extra = ["--force"] if args.force else []
         if getattr(args, "model", None):
@@ -178,18 +170,12 @@ def _print_report(report: Any) -> int:
 
 
 def cmd_schedule_install(args: argparse.Namespace) -> int:
-    from adapters import schedule
-
     return _print_report(schedule.install(args.at))
 
 
 def cmd_schedule_remove(args: argparse.Namespace) -> int:
-    from adapters import schedule
-
     return _print_report(schedule.remove())
 
 
 def cmd_schedule_status(args: argparse.Namespace) -> int:
-    from adapters import schedule
-
     return _print_report(schedule.status())

@@ -15,7 +15,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from agent.cli.main import add_model_options, progress_bar
+from agent.cli.options import add_model_options, progress_bar
+from agent.core.commands import run_command
 
 
 def add_sampling_options(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +40,7 @@ def register(sub: Any) -> None:
 
 
 def sampling(args: argparse.Namespace) -> Any:
-    from agent.runtime import SamplingOptions
+    from agent.llm.runtime import SamplingOptions  # lazy: imports MLX
 
     given = {
         "temperature": args.temperature, "top_p": args.top_p,
@@ -50,9 +51,9 @@ def sampling(args: argparse.Namespace) -> Any:
 
 def open_chat(args: argparse.Namespace, quiet: bool = False) -> Any:
     """Resolve/convert the model (with a progress bar), load it, open the store."""
-    from agent.runtime import Runtime
-    from agent.turn import Chat
-    from memory.store import Store
+    from agent.core.turn import Chat  # lazy: imports MLX (via the runtime)
+    from agent.llm.runtime import Runtime  # lazy: imports MLX
+    from memory.store import Store  # lazy: imports numpy and sqlite-utils
 
     progress = None if quiet else progress_bar("converting the bundled model (first run)")
     runtime = Runtime.open(args.model, allow_download=args.allow_download, progress=progress)
@@ -164,7 +165,6 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 def handle_slash(chat: Any, line: str) -> bool:
     """Run a REPL slash command; returns True to quit."""
-    from agent.commands import run_command
 
     result = run_command(chat, line)
     if result.quit:
@@ -175,7 +175,7 @@ def handle_slash(chat: Any, line: str) -> bool:
 
 def open_app(args: argparse.Namespace) -> int:
     try:
-        from tui.app import run_app
+        from tui.app import run_app  # lazy: imports Textual
     except ModuleNotFoundError:
         return cmd_chat(_chat_defaults(args))
     return int(run_app(model=args.model, allow_download=args.allow_download) or 0)

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent import paths
+from adapters.training import registry
+from agent.foundation import blas, offline, paths
+from agent.llm import convert, models
 
 
 @dataclass
@@ -37,29 +39,23 @@ def check_platform() -> Check:
 
 
 def check_mlx() -> Check:
-    from agent import blas, models
-
     blas.ensure()
     try:
-        import mlx.core as mx
+        import mlx.core as mx  # lazy: imports MLX
 
         backend = models.backend()
     except Exception as exc:  # noqa: BLE001
         return Check("mlx", False, f"cannot import MLX: {exc}", "run `bash scripts/setup.sh`")
-    return Check("mlx", True, f"MLX {mx.__version__}, device {mx.default_device()}, backend {backend}")
+    return Check("mlx", True, f"MLX {getattr(mx, '__version__', '?')}, device {mx.default_device()}, backend {backend}")
 
 
 def check_blas() -> Check:
-    from agent import blas
-
     rep = blas.report(measure=True)
     speed = f", {rep.gflops:.0f} GFLOP/s" if rep.gflops else ""
     return Check("blas", rep.optimised, f"{rep.library}{speed}", rep.fix)
 
 
 def check_model(verify: bool) -> list[Check]:
-    from agent import convert, models
-
     out = []
     try:
         gguf = convert.bundled_gguf()
@@ -110,7 +106,7 @@ def check_database() -> Check:
     if not db.exists():
         return Check("database", True, f"{db} (not created yet)")
     try:
-        from memory.store import Store
+        from memory.store import Store  # lazy: imports numpy and sqlite-utils
 
         store = Store.open(db)
         result = store.integrity_check() if hasattr(store, "integrity_check") else "ok"
@@ -124,8 +120,6 @@ def check_database() -> Check:
 
 
 def check_offline() -> Check:
-    from agent import offline
-
     on = offline.is_enabled()
     return Check("offline", on, "network blocked for Hearth (no --allow-download)" if on
                  else "network allowed (--allow-download)",
@@ -134,7 +128,7 @@ def check_offline() -> Check:
 
 def check_adapter() -> Check:
     try:
-        from memory.store import Store
+        from memory.store import Store  # lazy: imports numpy and sqlite-utils
 
         if not paths.db_path().exists():
             return Check("adapter", True, "none yet (base model serves)")
@@ -151,8 +145,6 @@ def check_adapter() -> Check:
         return Check("adapter", False, f"{row['id']} at {path}: files missing",
                      "run `hearth adapters rollback` (the adapter files are missing)")
     try:
-        from adapters import registry
-
         registry.verify(path)  # file hashes against the manifest written at promotion
     except Exception as exc:  # noqa: BLE001
         return Check("adapter", False, f"{row['id']} at {path}: {exc}",

@@ -14,7 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from agent.cli.main import add_model_options, progress_bar
+from adapters.eval import data
+from adapters.training.errors import AdapterError
+from agent.cli.options import add_model_options, progress_bar
+from agent.llm import models
 
 MIN_ACCEPTED = 8
 STAGES = {
@@ -58,7 +61,7 @@ def register(sub: Any) -> None:
 
 def experiment_config(args: argparse.Namespace) -> Any:
     """ExperimentConfig from the command line (unset flags keep the defaults)."""
-    from adapters.eval.experiment import ExperimentConfig
+    from adapters.eval.experiment import ExperimentConfig  # lazy: imports numpy
 
     config = ExperimentConfig(limit=args.limit, probe=not args.no_probe, seed=args.seed)
     if args.max_tokens is not None:
@@ -75,7 +78,6 @@ def experiment_config(args: argparse.Namespace) -> Any:
 
 def choose_data(args: argparse.Namespace) -> tuple[Any, str | None]:
     """(Split, system prompt or None) from --demo, --data or the user's accepted answers."""
-    from adapters.eval import data
 
     system_prompt = None
     if args.demo:
@@ -90,9 +92,7 @@ def choose_data(args: argparse.Namespace) -> tuple[Any, str | None]:
 
 
 def _accepted() -> tuple[list[Any], str]:
-    from adapters.errors import AdapterError
-    from adapters.eval import data
-    from memory.store import Store
+    from memory.store import Store  # lazy: imports numpy and sqlite-utils
 
     with Store.open() as store:
         items = data.from_accepted(store.accepted_examples())
@@ -118,10 +118,9 @@ def _stage_bars() -> Any:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from adapters.eval import report
-    from adapters.eval.experiment import run_experiment
-    from agent import models
-    from agent.runtime import Runtime
+    from adapters.eval import report  # lazy: imports numpy, matplotlib
+    from adapters.eval.experiment import run_experiment  # lazy: imports numpy
+    from agent.llm.runtime import Runtime  # lazy: imports MLX
 
     split, system_prompt = choose_data(args)
     config = experiment_config(args)

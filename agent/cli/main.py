@@ -6,12 +6,15 @@ Exit codes: 0 ok, 1 a Hearth error (the message says what to do), 2 usage, 130 C
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
 
-from agent import blas, offline, paths
-from agent.errors import is_user_error, log_crash
+from agent.cli.chat_cmds import open_app
+from agent.cli.options import add_model_options
+from agent.foundation import blas, offline, paths
+from agent.foundation.errors import is_user_error, log_crash
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -26,13 +29,6 @@ COMMAND_MODULES = (
 )
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", metavar="PATH|REPO",
-                        help="an mlx-lm model folder (default: the bundled SmolLM2-135M-Instruct)")
-    parser.add_argument("--allow-download", action="store_true",
-                        help="allow fetching --model from the Hugging Face hub (off by default)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hearth",
@@ -43,7 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_model_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    import importlib
 
     for name in COMMAND_MODULES:
         try:
@@ -59,21 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
-        from agent.cli.chat_cmds import open_app
-
         return open_app(args)
     return handler(args)
 
 
 def quiet_libraries() -> None:
     """Keep library progress bars and warnings off the user's terminal."""
-    import os
 
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        from transformers.utils import logging as hf_logging
+        from transformers.utils import logging as hf_logging  # lazy: imports transformers
 
         hf_logging.disable_progress_bar()
     except ImportError:
@@ -112,22 +104,3 @@ def entry() -> None:  # pragma: no cover
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
 
-
-def progress_bar(desc: str) -> Any:
-    """A tqdm-backed `(done, total)` callback for long work, drawn on stderr."""
-    from tqdm import tqdm
-
-    bars: list[Any] = []
-
-    def update(done: int, total: int) -> None:
-        if not bars:  # created on first use: no empty bar when there is nothing to do
-            bars.append(tqdm(desc=desc, total=total, file=sys.stderr, leave=False, dynamic_ncols=True,
-                             disable=not sys.stderr.isatty()))
-        bar = bars[0]
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-        if done >= total:
-            bar.close()
-
-    return update

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 
 def register(sub: Any) -> None:
     mem = sub.add_parser("memory", help="what Hearth knows about you: facts and preferences")
@@ -62,7 +64,7 @@ def register(sub: Any) -> None:
 
 
 def store() -> Any:
-    from memory.store import Store
+    from memory.store import Store  # lazy: imports numpy and sqlite-utils
 
     return Store.open()
 
@@ -132,8 +134,6 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     s = store()
     bar = tqdm(file=sys.stderr, leave=False, dynamic_ncols=True, disable=not sys.stderr.isatty())
 

@@ -6,7 +6,8 @@ import argparse
 import shutil
 from typing import Any
 
-from agent.cli.main import progress_bar
+from agent.cli.options import progress_bar
+from agent.llm import models
 
 
 def register(sub: Any) -> None:
@@ -22,8 +23,6 @@ def register(sub: Any) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from agent import models
-
     rows = models.list_models()
     if not rows:
         print("no converted models yet; `hearth models convert` or just start a chat")
@@ -34,8 +33,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from agent import models
-
     quantized = args.quantized if args.quantized is not None else models.backend() != "cpu"
     if args.force:
         shutil.rmtree(models.bundled_folder(quantized), ignore_errors=True)

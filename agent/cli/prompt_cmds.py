@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.errors import HearthError
+from agent.foundation.errors import HearthError
+from memory.store import Store
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -44,13 +45,11 @@ def visible(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
-def _store() -> Any:
-    from memory.store import Store
-
+def _store() -> Store:
     return Store.open()
 
 
-def _versions(store: Any) -> dict[int, dict[str, Any]]:
+def _versions(store: Store) -> dict[int, dict[str, Any]]:
     return {int(row["version"]): row for row in store.system_prompts()}
 
 

@@ -67,9 +67,9 @@ def make_adapter(folder: Any, model_dir: Any, seed: int = 1, num_layers: int = 2
     from mlx.utils import tree_flatten
     from mlx_lm import load
 
-    from adapters import files
-    from adapters.config import TrainConfig
-    from adapters.train import adapter_config, prepare_model
+    from adapters.training import files
+    from adapters.training.config import TrainConfig
+    from adapters.training.train import adapter_config, prepare_model
 
     config = TrainConfig(num_layers=num_layers, seed=seed)
     model, _ = load(str(model_dir))
@@ -83,7 +83,7 @@ def make_adapter(folder: Any, model_dir: Any, seed: int = 1, num_layers: int = 2
 
 def register(store: Any, model_dir: Any, base: Any, tmp: Any, promote: bool = True, seed: int = 1) -> str:
     """Put a (random) adapter through the registry as refresh would; returns its version."""
-    from adapters import registry
+    from adapters.training import registry
 
     version = registry.begin(store, base, f"snap{seed}", 8, 2, {"rank": 8})
     src = make_adapter(tmp / f"src-{version}", model_dir, seed=seed)

@@ -17,8 +17,8 @@ from adapter_helpers import write_tiny_model
 
 @pytest.fixture(autouse=True)
 def one_blas_thread() -> Iterator[None]:
-    """Train as the refresh worker does: one BLAS thread (see adapters.priority)."""
-    from adapters.priority import blas_threads
+    """Train as the refresh worker does: one BLAS thread (see adapters.jobs.priority)."""
+    from adapters.jobs.priority import blas_threads
 
     previous = blas_threads(1)
     yield
@@ -30,8 +30,8 @@ def one_blas_thread() -> Iterator[None]:
 def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import mlx.core as mx
 
-    from agent import convert
-    from agent.gguf_tokenizer import save_tokenizer
+    from agent.llm import convert
+    from agent.llm.gguf_tokenizer import save_tokenizer
 
     out = tmp_path_factory.mktemp("tokenizer")
     _, meta = mx.load(str(convert.bundled_gguf()), return_metadata=True)

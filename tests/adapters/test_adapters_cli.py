@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from adapter_helpers import pairs, register, seed
 
-from adapters import registry
+from adapters.training import registry
 from agent.cli.main import main
 
 
 @pytest.fixture
 def two_versions(store: Any, tiny_model_dir: Path, tmp_path: Path) -> registry.Base:
-    from agent import models
+    from agent.llm import models
 
     ref = models.resolve(str(tiny_model_dir))
     base = registry.Base(ref.id, ref.path, ref.checksum)
@@ -67,7 +67,7 @@ def test_refresh_reports_cold_start(store: Any, tiny_model_dir: Path,
 
 def test_schedule_status_install_remove(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture[str]) -> None:
-    from adapters import schedule
+    from adapters.jobs import schedule
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     monkeypatch.setattr(schedule, "platform", lambda: "linux")

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from adapters import conditions
+from adapters.jobs import conditions
 
 
 def supply(root: Path, name: str, **values: str) -> None:
@@ -59,7 +59,7 @@ def test_the_lock_admits_one_holder_across_processes(tmp_path: Path) -> None:
     with (conditions.refresh_lock(lock), pytest.raises(conditions.RefreshBusy, match="another refresh"),
           conditions.refresh_lock(lock)):
         pass
-    code = ("import sys, time; from adapters.conditions import refresh_lock\n"
+    code = ("import sys, time; from adapters.jobs.conditions import refresh_lock\n"
             f"with refresh_lock(__import__('pathlib').Path({str(lock)!r})):\n"
             "    print('held', flush=True); time.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

@@ -14,17 +14,17 @@ from typing import Any
 import pytest
 from adapter_helpers import register
 
-from adapters import registry
-from adapters.evaluate import use_adapter
+from adapters.training import registry
+from adapters.training.evaluate import use_adapter
 
 HERE = Path(__file__).parent
 PROMOTE = """
 import sys
 from pathlib import Path
-from agent import blas; blas.ensure()
+from agent.foundation import blas; blas.ensure()
 sys.path.insert(0, {here!r})
 from adapter_helpers import register
-from adapters import registry
+from adapters.training import registry
 from memory.embed import HashEmbedder
 from memory.store import Store
 store = Store.open(embedder=HashEmbedder())
@@ -42,7 +42,7 @@ def wait_for(predicate: Any, timeout: float = 120.0) -> None:
 
 @pytest.fixture
 def base(tiny_model_dir: Path) -> registry.Base:
-    from agent import models
+    from agent.llm import models
 
     ref = models.resolve(str(tiny_model_dir))
     return registry.Base(ref.id, ref.path, ref.checksum)
@@ -87,7 +87,7 @@ def test_kill_during_promotion_keeps_the_active_adapter(
 def test_kill_during_training_then_resume(tiny_model_dir: Path, tmp_path: Path) -> None:
     from adapter_helpers import SYSTEM, pairs
 
-    from adapters.dataset import make_snapshot
+    from adapters.training.dataset import make_snapshot
     from memory.records import Accepted
 
     rows = [Accepted(f"m{i}", [SYSTEM, {"role": "user", "content": q}], a, "t")
@@ -95,7 +95,7 @@ def test_kill_during_training_then_resume(tiny_model_dir: Path, tmp_path: Path) 
     run = make_snapshot(rows, 0.25, 3).write(tmp_path / "run")
     config = json.dumps({"iters": 12, "num_layers": 2, "learning_rate": 1e-2,
                          "steps_per_save": 2, "steps_per_eval": 10})
-    cmd = [sys.executable, "-m", "adapters.worker", "train", str(run), "--model",
+    cmd = [sys.executable, "-m", "adapters.jobs.worker", "train", str(run), "--model",
            str(tiny_model_dir), "--config", config, "--no-nice"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
@@ -120,7 +120,7 @@ def test_kill_during_training_then_resume(tiny_model_dir: Path, tmp_path: Path) 
 
 
 def test_the_worker_lowers_its_own_priority() -> None:
-    code = "import os; from adapters.priority import set_low_priority; set_low_priority(); print(os.nice(0))"
+    code = "import os; from adapters.jobs.priority import set_low_priority; set_low_priority(); print(os.nice(0))"
     before = os.nice(0)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert int(out.stdout) == min(19, before + 10)

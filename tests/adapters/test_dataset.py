@@ -8,8 +8,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.config import GateConfig, RefreshPolicy, TrainConfig
-from adapters.dataset import (
+from adapters.training.config import GateConfig, RefreshPolicy, TrainConfig
+from adapters.training.dataset import (
     build_examples,
     example_hash,
     load_jsonl,
@@ -18,7 +18,7 @@ from adapters.dataset import (
     snapshot_id,
     split,
 )
-from agent.prompt import training_messages
+from agent.llm.prompt import training_messages
 from memory.records import Accepted
 
 SYSTEM = {"role": "system", "content": "You are Hearth."}

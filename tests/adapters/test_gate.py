@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from adapters.config import GateConfig
-from adapters.gate import Scores, decide
+from adapters.training.config import GateConfig
+from adapters.training.gate import Scores, decide
 
 CFG = GateConfig(min_improvement=0.02, max_probe_regression=0.05, max_probe_regression_vs_base=0.10)
 REF = Scores(personal_nll=2.0, probe_nll=1.5, n_valid=8, label="base")

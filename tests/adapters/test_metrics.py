@@ -6,15 +6,21 @@ import doctest
 
 import pytest
 
-import adapters.batching
-import adapters.conditions
-import adapters.config
-import adapters.dataset
-import adapters.evaluate
-import adapters.gate
-import adapters.schedule
-from adapters.errors import AdapterError
-from adapters.evaluate import generation_scores, lcs_length, normalize_tokens, rouge_l, token_f1
+import adapters.jobs.conditions
+import adapters.jobs.schedule
+import adapters.training.batching
+import adapters.training.config
+import adapters.training.dataset
+import adapters.training.evaluate
+import adapters.training.gate
+from adapters.training.errors import AdapterError
+from adapters.training.evaluate import (
+    generation_scores,
+    lcs_length,
+    normalize_tokens,
+    rouge_l,
+    token_f1,
+)
 
 
 def test_normalization_drops_case_punctuation_and_articles() -> None:
@@ -45,9 +51,9 @@ def test_generation_scores_average_pairs() -> None:
         generation_scores(["x"], [])
 
 
-@pytest.mark.parametrize("module", [adapters.batching, adapters.conditions, adapters.config,
-                                    adapters.dataset, adapters.evaluate, adapters.gate,
-                                    adapters.schedule])
+@pytest.mark.parametrize("module", [adapters.training.batching, adapters.jobs.conditions, adapters.training.config,
+                                    adapters.training.dataset, adapters.training.evaluate, adapters.training.gate,
+                                    adapters.jobs.schedule])
 def test_docstring_examples(module: object) -> None:
     result = doctest.testmod(module)  # type: ignore[arg-type]
     assert result.failed == 0

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from adapter_helpers import make_adapter, pairs, seed
 
-from adapters import conditions, refresh, registry
-from adapters.config import GateConfig, RefreshPolicy, TrainConfig
+from adapters.jobs import conditions, refresh
+from adapters.training import registry
+from adapters.training.config import GateConfig, RefreshPolicy, TrainConfig
 
 QUIET = RefreshPolicy(min_accepted=20, min_new_accepted=5, skip_on_battery=False,
                       skip_if_active_minutes=0)

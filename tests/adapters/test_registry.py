@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 from adapter_helpers import make_adapter, register
 
-from adapters import files, registry
-from adapters.errors import AdapterError
-from adapters.evaluate import use_adapter
+from adapters.training import files, registry
+from adapters.training.errors import AdapterError
+from adapters.training.evaluate import use_adapter
 
 
 @pytest.fixture
 def base(tiny_model_dir: Path) -> registry.Base:
-    from agent import models
+    from agent.llm import models
 
     ref = models.resolve(str(tiny_model_dir))
     return registry.Base(ref.id, ref.path, ref.checksum)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters import schedule
-from adapters.errors import AdapterError
+from adapters.jobs import schedule
+from adapters.training.errors import AdapterError
 
 
 def test_service_runs_the_refresh_at_low_priority(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,9 +22,10 @@ from typing import Any
 
 import pytest
 
-from adapters import refresh, registry
-from adapters.config import GateConfig, RefreshPolicy, TrainConfig
-from adapters.errors import AdapterError
+from adapters.jobs import refresh
+from adapters.training import registry
+from adapters.training.config import GateConfig, RefreshPolicy, TrainConfig
+from adapters.training.errors import AdapterError
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +52,7 @@ def open_store() -> Any:
 
 
 def seed_persona(store: Any) -> None:
-    from agent.prompt import assemble
+    from agent.llm.prompt import assemble
 
     for line in DATA.read_text().splitlines():
         rec = json.loads(line)
@@ -64,7 +65,7 @@ def seed_persona(store: Any) -> None:
 
 @pytest.fixture(scope="module")
 def promoted(bundled_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Promoted]:
-    from adapters.priority import blas_threads
+    from adapters.jobs.priority import blas_threads
 
     home = tmp_path_factory.mktemp("persona") / "home"
     previous = blas_threads(1)
@@ -94,8 +95,8 @@ def copied(promoted: Promoted, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def answer(runtime: Any, question: str) -> str:
-    from agent.prompt import assemble
-    from agent.runtime import SamplingOptions
+    from agent.llm.prompt import assemble
+    from agent.llm.runtime import SamplingOptions
 
     options = SamplingOptions(temperature=0, max_tokens=32)
     return "".join(e.text for e in runtime.stream(assemble(SYSTEM, question).messages, options))
@@ -104,8 +105,8 @@ def answer(runtime: Any, question: str) -> str:
 def test_persona_adapter_is_promoted_and_the_chat_knows_the_fact(
     promoted: Promoted, bundled_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent import models
-    from agent.runtime import Runtime
+    from agent.llm import models
+    from agent.llm.runtime import Runtime
 
     result = promoted.result
     assert result.status == "promoted", result.reason
@@ -151,7 +152,7 @@ def run_worker(home: Path, model: Path, pause: str | None = None) -> subprocess.
     env.pop(registry.PAUSE_ENV, None)
     if pause:
         env[registry.PAUSE_ENV] = pause
-    cmd = [sys.executable, "-m", "adapters.worker", "refresh", "--force", "--no-nice",
+    cmd = [sys.executable, "-m", "adapters.jobs.worker", "refresh", "--force", "--no-nice",
            "--model", str(model)]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
 
@@ -162,8 +163,8 @@ def kill(proc: subprocess.Popen[str]) -> None:
 
 
 def assert_v1_serves(home: Path, model: Path) -> None:
-    from adapters.evaluate import use_adapter
-    from agent import models
+    from adapters.training.evaluate import use_adapter
+    from agent.llm import models
 
     checksum = models.resolve(str(model)).checksum
     with open_store() as store:
@@ -179,9 +180,9 @@ def assert_v1_serves(home: Path, model: Path) -> None:
 def test_kill_9_during_training_and_during_promotion(copied: Path, bundled_model_dir: Path) -> None:
     with open_store() as store:
         # validation on one batch keeps this crash test short; its numbers are not under test
-        store.set_setting("adapters.train", {**PERSONA.to_dict(), "iters": 4, "steps_per_save": 2,
+        store.set_setting("adapters.training.train", {**PERSONA.to_dict(), "iters": 4, "steps_per_save": 2,
                                              "steps_per_eval": 10, "val_batches": 1})
-        store.set_setting("adapters.refresh", POLICY.to_dict())
+        store.set_setting("adapters.jobs.refresh", POLICY.to_dict())
     proc = run_worker(copied, bundled_model_dir)
     try:
         assert proc.stdout is not None

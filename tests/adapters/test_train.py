@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from adapter_helpers import SYSTEM, pairs
 
-from adapters.config import TrainConfig
-from adapters.dataset import make_snapshot
-from adapters.train import train_adapter
+from adapters.training.config import TrainConfig
+from adapters.training.dataset import make_snapshot
+from adapters.training.train import train_adapter
 from memory.records import Accepted
 
 FAST = dict(num_layers=2, learning_rate=1e-2, batch_size=4, steps_per_eval=4, steps_per_save=3,
@@ -34,8 +34,8 @@ def test_answer_loss_equals_mlx_lm_default_loss(tiny: tuple[Any, Any], tmp_path:
     import mlx.core as mx
     from mlx_lm.tuner.trainer import default_loss, iterate_batches
 
-    from adapters.batching import make_answer_loss, with_window
-    from adapters.train import load_datasets
+    from adapters.training.batching import make_answer_loss, with_window
+    from adapters.training.train import load_datasets
 
     model, tok = tiny
     train, _ = load_datasets(run_dir(tmp_path), tok)
@@ -58,7 +58,7 @@ def test_training_lowers_validation_loss_and_writes_a_loadable_adapter(
     from mlx_lm import load
     from mlx_lm.tuner.utils import load_adapters
 
-    from adapters.evaluate import answer_nll
+    from adapters.training.evaluate import answer_nll
 
     model, tok = load_tiny(tiny_model_dir)
     folder = run_dir(tmp_path)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from agent import answer_metrics as am
-from agent.loop_guard import LoopGuard
-from agent.runtime import Runtime, SamplingOptions
-from agent.turn import Chat
+from agent.core import answer_metrics as am
+from agent.core.loop_guard import LoopGuard
+from agent.core.turn import Chat
+from agent.llm.runtime import Runtime, SamplingOptions
 from memory.embed import HashEmbedder
 from memory.store import Store
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from agent import answer_metrics as am
-from agent import prompt
-from agent.models import ModelRef
-from agent.runtime import Runtime, SamplingOptions
-from agent.turn import Chat
+from agent.core import answer_metrics as am
+from agent.core.turn import Chat
+from agent.llm import prompt
+from agent.llm.models import ModelRef
+from agent.llm.runtime import Runtime, SamplingOptions
 from memory.embed import HashEmbedder
 from memory.store import Store
 

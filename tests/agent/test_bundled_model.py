@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent import convert, offline
+from agent.foundation import offline
+from agent.llm import convert
 
 pytestmark = pytest.mark.slow
 
@@ -70,8 +71,8 @@ def test_float32_logits_match_dequantized_reference(bundled_model_dir: Path, ref
 
 
 def test_offline_greedy_answer_knows_paris(bundled_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from agent.models import ModelRef
-    from agent.runtime import Runtime, SamplingOptions
+    from agent.llm.models import ModelRef
+    from agent.llm.runtime import Runtime, SamplingOptions
 
     offline.enable()
     try:

@@ -65,7 +65,7 @@ def test_ask_json_records_the_turn_with_its_sources(tiny_model_dir: Path, capsys
 
 
 def test_doctor_reports_and_fixes_permissions(capsys: pytest.CaptureFixture[str], hearth_home: Path) -> None:
-    from agent import paths
+    from agent.foundation import paths
 
     leak = paths.data_dir() / "notes.txt"
     leak.write_text("x")

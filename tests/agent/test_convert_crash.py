@@ -11,14 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from agent import convert
+from agent.llm import convert
 
 pytestmark = pytest.mark.slow
 
 CHILD = """
 import sys
 from pathlib import Path
-from agent import blas, convert
+from agent.foundation import blas
+from agent.llm import convert
 blas.ensure()
 convert.convert_gguf(convert.bundled_gguf(), Path(sys.argv[1]))
 """
@@ -49,8 +50,8 @@ def test_kill_during_conversion_leaves_nothing_trusted(tmp_path: Path) -> None:
 def test_damaged_bundled_cache_is_rebuilt_and_serves(bundled_model_dir: Path) -> None:
     import shutil
 
-    from agent import models
-    from agent.runtime import Runtime, SamplingOptions
+    from agent.llm import models
+    from agent.llm.runtime import Runtime, SamplingOptions
 
     cache = models.bundled_folder(quantized=False)
     shutil.copytree(bundled_model_dir, cache)  # seed the cache: skip one conversion
@@ -72,8 +73,8 @@ def test_damaged_bundled_cache_is_rebuilt_and_serves(bundled_model_dir: Path) ->
 def test_damaged_local_model_is_one_clear_error(bundled_model_dir: Path, tmp_path: Path) -> None:
     import shutil
 
-    from agent.errors import ModelError
-    from agent.runtime import Runtime
+    from agent.foundation.errors import ModelError
+    from agent.llm.runtime import Runtime
 
     copy = tmp_path / "mine"
     shutil.copytree(bundled_model_dir, copy)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent import prompt
+from agent.llm import prompt
 
 
 @dataclass
@@ -150,8 +150,8 @@ def test_every_special_token_of_the_tokenizer_is_defused(tiny_runtime) -> None: 
 
 
 def test_hostile_file_name_through_chat_send(tiny_runtime, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from agent.runtime import SamplingOptions
-    from agent.turn import Chat
+    from agent.core.turn import Chat
+    from agent.llm.runtime import SamplingOptions
     from memory.embed import HashEmbedder
     from memory.store import Store
 

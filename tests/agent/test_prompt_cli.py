@@ -52,8 +52,8 @@ def test_prompts_errors_are_one_line(capsys: pytest.CaptureFixture[str], argv: l
 
 
 def test_answers_record_the_active_version(tiny_runtime, hearth_home: Path) -> None:  # type: ignore[no-untyped-def]
-    from agent.runtime import SamplingOptions
-    from agent.turn import Chat
+    from agent.core.turn import Chat
+    from agent.llm.runtime import SamplingOptions
 
     with Store.open(embedder=HashEmbedder()) as store:
         chat = Chat(tiny_runtime, store, options=SamplingOptions(temperature=0.0, max_tokens=2))

@@ -8,8 +8,8 @@ from pathlib import Path
 import mlx.core as mx
 import pytest
 
-from agent.errors import AdapterLoadError
-from agent.runtime import Runtime, SamplingOptions
+from agent.foundation.errors import AdapterLoadError
+from agent.llm.runtime import Runtime, SamplingOptions
 
 GREEDY = SamplingOptions(temperature=0.0, max_tokens=12)
 MSGS = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say something."}]
@@ -33,7 +33,7 @@ def test_streams_typed_events_that_add_up(tiny_runtime: Runtime) -> None:
 
 
 def test_stops_on_end_of_turn_token(tiny_model_dir: Path) -> None:
-    from agent.models import ModelRef
+    from agent.llm.models import ModelRef
 
     sampled = SamplingOptions(temperature=1.0, top_p=1.0, max_tokens=20, seed=3)
     rt = Runtime.load(ModelRef("tiny", tiny_model_dir, "x"))

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from agent import prompt
-from agent.errors import HearthError
-from agent.runtime import Runtime, SamplingOptions
-from agent.turn import Chat, clean_input
+from agent.core.turn import Chat, clean_input
+from agent.foundation.errors import HearthError
+from agent.llm import prompt
+from agent.llm.runtime import Runtime, SamplingOptions
 from memory.embed import HashEmbedder
 from memory.store import Store
 from tests.conftest import write_lora_adapter
@@ -120,7 +120,7 @@ def test_empty_message_is_refused(chat: Chat) -> None:
 
 
 def test_stated_facts_are_suggested_and_kept_on_yes(chat: Chat, store: Store) -> None:
-    from agent.commands import run_command
+    from agent.core.commands import run_command
 
     events = list(chat.send("By the way, my name is Sam and I live in Leeds."))
     notices = [e.text for e in events if e.kind == "notice"]
@@ -135,3 +135,19 @@ def test_stated_facts_are_suggested_and_kept_on_yes(chat: Chat, store: Store) ->
     assert "York" in current and "Leeds" not in current
     assert any("Leeds" in m.text for m in store.list_memories(include_superseded=True))
     assert "nothing to keep" in run_command(chat, "/yes").message
+
+
+def test_commands_say_what_happened_as_fields(chat: Chat, store: Store) -> None:
+    from agent.core.commands import run_command
+
+    assert run_command(chat, "/accept").feedback is None  # no answer yet: an error message
+    done = chat.ask("Hello there")
+    accepted = run_command(chat, "/accept")
+    assert accepted.feedback == "accepted" and accepted.edited_text is None
+    edited = run_command(chat, "/edit  Better answer. ")
+    assert edited.feedback == "edited" and edited.edited_text == "Better answer."
+    assert store.accepted_examples()[0].message_id == done.message_id
+    assert store.accepted_examples()[0].target == "Better answer."
+    new = run_command(chat, "/new")
+    assert new.new_conversation and new.feedback is None and not new.quit
+    assert run_command(chat, "/quit").quit

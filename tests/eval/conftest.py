@@ -16,7 +16,7 @@ import pytest
 @pytest.fixture(scope="session")
 def bundled_runtime(bundled_model_dir: Path) -> Any:
     """The real SmolLM2-135M, loaded once per session (each test restores the bare base)."""
-    from agent.models import ModelRef
-    from agent.runtime import Runtime
+    from agent.llm.models import ModelRef
+    from agent.llm.runtime import Runtime
 
     return Runtime.load(ModelRef("SmolLM2-135M-Instruct", bundled_model_dir, "bundled"))

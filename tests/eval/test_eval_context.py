@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.eval import context, data
-from agent.prompt import NOTES_HEADER
+from agent.llm.prompt import NOTES_HEADER
 from memory.embed import HashEmbedder
 
 
@@ -46,8 +46,8 @@ def test_prompts_retrieve_training_pairs_and_never_held_out_ones(tmp_path: Path)
 
 
 def test_rag_prompt_is_exactly_what_the_chat_builds(tmp_path: Path, tiny_runtime: Any) -> None:
-    from agent.runtime import SamplingOptions
-    from agent.turn import Chat
+    from agent.core.turn import Chat
+    from agent.llm.runtime import SamplingOptions
 
     split = _split()
     store = context.open_memory(tmp_path, split.train, embedder=HashEmbedder())

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.errors import AdapterError
 from adapters.eval import data
+from adapters.training.errors import AdapterError
 
 OPENER, SIGN_OFF = "Aye, love:", "Ta-ra."
 
@@ -95,8 +95,8 @@ class FakeAccepted:
 
 
 def test_accepted_answers_train_on_exactly_what_refresh_trains_on() -> None:
-    from adapters.dataset import build_examples
-    from agent.prompt import NOTES_HEADER
+    from adapters.training.dataset import build_examples
+    from agent.llm.prompt import NOTES_HEADER
 
     served = [{"role": "system", "content": "You are Hearth."},
               {"role": "user", "content": f"{NOTES_HEADER}\n> Pickle is a cat\n\n"

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from noise_data import noise_entropy_per_answer, noise_items
 
-from adapters.config import TrainConfig
 from adapters.eval import CONDITIONS, context, data, measure
 from adapters.eval.experiment import ExperimentConfig, Results, run_experiment
+from adapters.training.config import TrainConfig
 
 pytestmark = pytest.mark.slow
 

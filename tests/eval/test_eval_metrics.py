@@ -1,6 +1,6 @@
 """The numbers `hearth eval` reports, checked against values computed by hand.
 
-The text metrics themselves (token F1, ROUGE-L) belong to `adapters.evaluate`; here we check
+The text metrics themselves (token F1, ROUGE-L) belong to `adapters.training.evaluate`; here we check
 what this command adds: per-item scoring, token-weighted aggregation, paired intervals, and
 the fused prefill that must give exactly `evaluate.answer_nll` and `evaluate.greedy_answers`.
 """
@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from adapters import evaluate
 from adapters.eval import measure, prefill, stats
 from adapters.eval.measure import Scored
+from adapters.training import evaluate
 
 
 def test_score_by_hand() -> None:

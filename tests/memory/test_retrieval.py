@@ -60,6 +60,8 @@ def test_search_kinds_and_provenance(store: Store, tmp_path) -> None:
     assert by_id[mid].source.startswith("memory (typed by you, ")
     doc_hit = next(h for h in hits if h.kind == "document")
     assert doc_hit.source == "doc pets.md #1"
+    assert (doc_hit.document, doc_hit.chunk) == ("pets.md", 1)
+    assert by_id[mid].document is None and by_id[aid].chunk is None
     assert by_id[aid].source.startswith("past answer ")
     assert all(h.score > 0 for h in hits)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)

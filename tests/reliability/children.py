@@ -14,15 +14,15 @@ import sys
 import time
 from pathlib import Path
 
-from agent import blas, offline, paths
+from agent.foundation import blas, offline, paths
 
 KINDS = ("accepted", "edited", "rejected")
 
 
 def chat(model_dir: str) -> None:
-    from agent.models import ModelRef
-    from agent.runtime import Runtime, SamplingOptions
-    from agent.turn import Chat
+    from agent.core.turn import Chat
+    from agent.llm.models import ModelRef
+    from agent.llm.runtime import Runtime, SamplingOptions
     from memory.embed import HashEmbedder
     from memory.store import Store
 

@@ -105,9 +105,9 @@ INJECTION = (
 
 
 def test_prompt_injection_in_a_document_stays_quoted_data(tiny_runtime: Any, tmp_path: Path) -> None:
-    from agent.prompt import NOTES_HEADER, PRIMER
-    from agent.runtime import SamplingOptions
-    from agent.turn import Chat
+    from agent.core.turn import Chat
+    from agent.llm.prompt import NOTES_HEADER, PRIMER
+    from agent.llm.runtime import SamplingOptions
     from memory.embed import HashEmbedder
     from memory.store import Store
 

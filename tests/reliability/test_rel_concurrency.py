@@ -31,14 +31,14 @@ def test_chat_writes_while_refresh_trains(tiny_model_dir: Path, hearth_home: Pat
             mid = store.add_message(conv, "assistant", f"Orla ({i})", prompt_messages=[
                 {"role": "user", "content": f"Q{i}: who keeps the lighthouse?"}])
             store.add_feedback(mid, "accepted")
-        store.set_setting("adapters.train", {"num_layers": 1, "iters": 6, "steps_per_eval": 3,
+        store.set_setting("adapters.training.train", {"num_layers": 1, "iters": 6, "steps_per_eval": 3,
                                              "steps_per_save": 2, "batch_size": 2})
-        store.set_setting("adapters.gate", {"max_probe_regression": 50.0,
+        store.set_setting("adapters.training.gate", {"max_probe_regression": 50.0,
                                             "max_probe_regression_vs_base": 50.0})
-        store.set_setting("adapters.refresh", {"min_accepted": 8, "skip_on_battery": False,
+        store.set_setting("adapters.jobs.refresh", {"min_accepted": 8, "skip_on_battery": False,
                                                "skip_if_active_minutes": 0})
     env = {**os.environ, "HEARTH_HOME": str(hearth_home), "PYTHONPATH": str(ROOT)}
-    worker_cmd = [sys.executable, "-m", "adapters.worker", "refresh", "--force", "--no-nice",
+    worker_cmd = [sys.executable, "-m", "adapters.jobs.worker", "refresh", "--force", "--no-nice",
                   "--model", str(tiny_model_dir)]
     workers: list[subprocess.CompletedProcess[str]] = []
     stop = hearth_home / "stop-writer"

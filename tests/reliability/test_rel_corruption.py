@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from agent import paths
 from agent.cli.main import main
+from agent.foundation import paths
 from tests.conftest import write_lora_adapter
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def promote(store: Any, model_dir: Path, version: str, seed: int) -> Path:
     """An adapter promoted the way refresh does it: registry folder with manifest, active row."""
-    from adapters import registry
+    from adapters.training import registry
 
     src = write_lora_adapter(model_dir, paths.data_dir() / f"src-{version}", seed)
     store.add_adapter_version(id=version, base_model_id="tiny", base_checksum="tiny-checksum",
@@ -48,8 +48,8 @@ def damage(path: Path, how: str) -> None:
 def test_a_damaged_adapter_keeps_the_previous_one_serving(
     how: str, tiny_runtime: Any, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from agent.runtime import SamplingOptions
-    from agent.turn import Chat
+    from agent.core.turn import Chat
+    from agent.llm.runtime import SamplingOptions
     from memory.embed import HashEmbedder
     from memory.store import Store
 
@@ -81,8 +81,8 @@ def test_a_damaged_adapter_keeps_the_previous_one_serving(
 
 
 def test_a_damaged_first_adapter_leaves_the_base_serving(tiny_runtime: Any, tiny_model_dir: Path) -> None:
-    from agent.runtime import SamplingOptions
-    from agent.turn import Chat
+    from agent.core.turn import Chat
+    from agent.llm.runtime import SamplingOptions
     from memory.embed import HashEmbedder
     from memory.store import Store
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agent import offline
-from agent.errors import NetworkRefused
+from agent.foundation import offline
+from agent.foundation.errors import NetworkRefused
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def test_doctor_states_the_offline_status(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_the_refresh_worker_process_goes_offline_itself(monkeypatch: pytest.MonkeyPatch) -> None:
-    from adapters import worker
+    from adapters.jobs import worker
 
     offline.disable()
     seen: list[bool] = []
@@ -99,14 +99,14 @@ def test_whole_pipeline_makes_zero_connection_attempts(
     """Conversion of the bundled model, a chat turn, ingest, memory with the real embedder,
     a refresh (training + gate) and an eval slice, all with the guard on. Refresh and eval
     run on the tiny model to stay within a few minutes on 2 cores; the code path is the same."""
-    from adapters import refresh
-    from adapters.config import GateConfig, RefreshPolicy, TrainConfig
     from adapters.eval import data
     from adapters.eval.experiment import ExperimentConfig, run_experiment
-    from agent import models
-    from agent.models import ModelRef
-    from agent.runtime import Runtime, SamplingOptions
-    from agent.turn import Chat
+    from adapters.jobs import refresh
+    from adapters.training.config import GateConfig, RefreshPolicy, TrainConfig
+    from agent.core.turn import Chat
+    from agent.llm import models
+    from agent.llm.models import ModelRef
+    from agent.llm.runtime import Runtime, SamplingOptions
     from memory.embed import Embedder
     from memory.store import Store
 

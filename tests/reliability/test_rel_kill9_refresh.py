@@ -28,8 +28,8 @@ KILL_AT = tuple(os.environ.get("HEARTH_REFRESH_KILLS", "verdict").split(","))
 def test_kill9_during_refresh_keeps_database_and_adapter_servable(
     tiny_model_dir: Path, hearth_home: Path, tiny_runtime: object
 ) -> None:
-    from adapters import registry
-    from agent import models
+    from adapters.training import registry
+    from agent.llm import models
     from memory.embed import HashEmbedder
     from memory.store import Store
 
@@ -40,16 +40,16 @@ def test_kill9_during_refresh_keeps_database_and_adapter_servable(
             mid = store.add_message(conv, "assistant", f"Orla ({i})", prompt_messages=[
                 {"role": "user", "content": f"Q{i}: who keeps the lighthouse?"}])
             store.add_feedback(mid, "accepted")
-        store.set_setting("adapters.train", {"num_layers": 1, "iters": 8, "steps_per_eval": 4,
+        store.set_setting("adapters.training.train", {"num_layers": 1, "iters": 8, "steps_per_eval": 4,
                                              "steps_per_save": 2, "batch_size": 2})
-        store.set_setting("adapters.gate", {"max_probe_regression": 50.0,
+        store.set_setting("adapters.training.gate", {"max_probe_regression": 50.0,
                                             "max_probe_regression_vs_base": 50.0,
                                             "min_improvement": 0.0})
-        store.set_setting("adapters.refresh", {"min_accepted": 8, "skip_on_battery": False,
+        store.set_setting("adapters.jobs.refresh", {"min_accepted": 8, "skip_on_battery": False,
                                                "skip_if_active_minutes": 0})
     checksum = models.resolve(str(tiny_model_dir)).checksum
     env = {**os.environ, "HEARTH_HOME": str(hearth_home)}
-    cmd = [sys.executable, "-m", "adapters.worker", "refresh", "--force", "--no-nice",
+    cmd = [sys.executable, "-m", "adapters.jobs.worker", "refresh", "--force", "--no-nice",
            "--model", str(tiny_model_dir)]
     killed = []
     for event_name in KILL_AT:

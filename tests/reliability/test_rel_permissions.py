@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from agent import paths
 from agent.cli.main import main
+from agent.foundation import paths
 
 
 def mode(p: Path) -> int:
@@ -84,8 +84,8 @@ def test_the_cli_under_umask_022_leaves_nothing_readable(tmp_path: Path, hearth_
 def test_adapter_files_are_private_and_doctor_fixes_every_kind(
     tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from adapters import refresh
-    from adapters.config import GateConfig, RefreshPolicy, TrainConfig
+    from adapters.jobs import refresh
+    from adapters.training.config import GateConfig, RefreshPolicy, TrainConfig
     from memory.embed import HashEmbedder
     from memory.store import Store
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from agent.runtime import Runtime, SamplingOptions, TokenEvent
+from agent.llm.runtime import Runtime, SamplingOptions, TokenEvent
 from memory.embed import HashEmbedder
 from memory.store import Store
 from tui.app import HearthApp
@@ -26,7 +26,7 @@ GREEDY = SamplingOptions(temperature=0.0, max_tokens=12)
 @pytest.fixture(scope="session")
 def shared_tiny(tiny_model_dir: Any) -> Runtime:
     """One tiny runtime for the whole session (loading its tokenizer takes seconds)."""
-    from agent.models import ModelRef
+    from agent.llm.models import ModelRef
 
     return Runtime.load(ModelRef("tiny", tiny_model_dir, "tiny-checksum"))
 
@@ -122,7 +122,7 @@ class GatedRuntime:
 
 def register_adapter(store: Store, runtime: Runtime, tmp: Any, seed: int, promote: bool = True,
                      metrics: dict[str, Any] | None = None) -> str:
-    """Register a real (random) LoRA adapter for `runtime`'s model through adapters.registry,
+    """Register a real (random) LoRA adapter for `runtime`'s model through adapters.training.registry,
     as a refresh would; returns its version id (v1, v2, ...)."""
     import json
 
@@ -131,7 +131,7 @@ def register_adapter(store: Store, runtime: Runtime, tmp: Any, seed: int, promot
     from mlx_lm.tuner.utils import linear_to_lora_layers
     from mlx_lm.utils import load_model
 
-    from adapters import registry
+    from adapters.training import registry
 
     donor, _ = load_model(Path(runtime.ref.path))  # the weights only: no tokenizer to load
     donor.freeze()

@@ -215,7 +215,7 @@ async def test_question_asked_while_loading_is_answered_when_ready(
 
 
 async def test_a_model_that_fails_to_load_is_a_notification(make_app: Any, store: Any) -> None:
-    from agent.errors import ModelError
+    from agent.foundation.errors import ModelError
 
     def broken() -> Any:
         raise ModelError("could not load the model at /nowhere; run `hearth models convert --force`")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agent.runtime import SamplingOptions
+from agent.llm.runtime import SamplingOptions
 from tests.tui.conftest import settle
 from tui.app import HearthApp
 from tui.widgets.message_bubble import MessageBubble
@@ -17,9 +17,9 @@ from tui.widgets.message_bubble import MessageBubble
 async def test_ask_accept_and_find_the_answer_in_the_store(
     bundled_model_dir: Path, hearth_home: Path
 ) -> None:
-    from agent.convert import BUNDLED_ID, read_manifest
-    from agent.models import ModelRef
-    from agent.runtime import Runtime
+    from agent.llm.convert import BUNDLED_ID, read_manifest
+    from agent.llm.models import ModelRef
+    from agent.llm.runtime import Runtime
     from memory.store import Store
 
     checksum = (read_manifest(bundled_model_dir) or {}).get("source_sha256", "")

@@ -18,7 +18,7 @@ def test_docstring_examples(module: object) -> None:
 
 
 def test_internal_errors_go_to_the_crash_log_not_the_screen(hearth_home: object) -> None:
-    from agent import paths
+    from agent.foundation import paths
 
     message = errors.describe(KeyError("boom"))
     assert "Internal error (KeyError" in message and "crash.log" in message

@@ -24,7 +24,8 @@ from tui.widgets.nav_bar import NavBar
 from tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
-    from tui.app import HearthApp
+    from memory.store import Store
+    from tui.host import Host
 
 
 
@@ -45,8 +46,8 @@ class AdaptersScreen(Screen[None]):
         self.rows: dict[str, dict[str, Any]] = {}
 
     @property
-    def hearth(self) -> HearthApp:
-        return cast("HearthApp", self.app)
+    def hearth(self) -> Host:
+        return cast("Host", self.app)
 
     def compose(self) -> ComposeResult:
         yield NavBar("adapters")
@@ -139,7 +140,7 @@ class AdaptersScreen(Screen[None]):
     def action_rollback(self) -> None:
         checksum = self._base_checksum()
 
-        def rollback(store: Any) -> str:
+        def rollback(store: Store) -> str:
             now = services.rollback_adapter(store, checksum)
             return f"Rolled back: now serving {now}." if now else "Rolled back to the base model."
 

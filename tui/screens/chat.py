@@ -5,7 +5,7 @@ usable. Esc stops the answer (the partial text is kept and recorded) and keeps w
 in the input box, putting the question back when the box is empty. ctrl+y / ctrl+n accept or
 reject the last answer, ctrl+o edits it (the saved text becomes the answer Hearth learns),
 ctrl+r asks again, ctrl+l starts a new conversation. Lines starting with `/` are the
-slash commands shared with `hearth chat` (`agent.commands`).
+slash commands shared with `hearth chat` (`agent.core.commands`).
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ from tui.widgets.nav_bar import NavBar
 from tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
-    from agent.turn import TurnEvent
-    from tui.app import HearthApp
+    from agent.core.commands import CommandResult
+    from agent.core.turn import TurnEvent
+    from tui.host import Host
 
 WELCOME = (
     "Ask anything; Enter sends. Everything stays on this machine.\n\n"
@@ -84,8 +85,8 @@ class ChatScreen(Screen[None]):
         self._cancel: threading.Event | None = None
 
     @property
-    def hearth(self) -> HearthApp:
-        return cast("HearthApp", self.app)
+    def hearth(self) -> Host:
+        return cast("Host", self.app)
 
     def compose(self) -> ComposeResult:
         yield NavBar("chat")
@@ -336,25 +337,22 @@ class ChatScreen(Screen[None]):
             app.call_from_thread(self.notify, "Wait for the answer to finish (or press Esc).")
             return
         try:
-            message, quit_now = services.run_command(app.chat, app.store, line)
+            result = services.run_command(app.chat, app.store, line)
         except Exception as exc:  # noqa: BLE001
             app.call_from_thread(app.report, exc)
             return
-        app.from_thread(self._slash_done, line, message, quit_now)
+        app.from_thread(self._slash_done, result)
 
-    async def _slash_done(self, line: str, message: str, quit_now: bool) -> None:
-        if quit_now:
+    async def _slash_done(self, result: CommandResult) -> None:
+        if result.quit:
             self.app.exit()
             return
-        name, _, arg = line.lstrip("/").partition(" ")
-        name = name.lower()
         bubble = self.last_answer()
-        if message.startswith("marked") and bubble is not None:
-            kind = {"accept": "accepted", "reject": "rejected", "edit": "edited"}[name]
-            await bubble.set_feedback(kind, arg.strip() if kind == "edited" else None)
-        if name == "new":
+        if result.feedback is not None and bubble is not None:
+            await bubble.set_feedback(result.feedback, result.edited_text)
+        if result.new_conversation:
             await self._clear()
-        self.notify(message, timeout=6)
+        self.notify(result.message, timeout=6)
 
 
 def _bubble_for(message: Any) -> MessageBubble:

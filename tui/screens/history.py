@@ -20,7 +20,8 @@ from tui.widgets.nav_bar import NavBar
 from tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
-    from tui.app import HearthApp
+    from memory.store import Store
+    from tui.host import Host
 
 
 class HistoryScreen(Screen[None]):
@@ -35,8 +36,8 @@ class HistoryScreen(Screen[None]):
     ]
 
     @property
-    def hearth(self) -> HearthApp:
-        return cast("HearthApp", self.app)
+    def hearth(self) -> Host:
+        return cast("Host", self.app)
 
     def compose(self) -> ComposeResult:
         yield NavBar("history")
@@ -144,7 +145,7 @@ class HistoryScreen(Screen[None]):
         self.load(self.query_one("#search", Input).value)
 
 
-def _matching(store: Any, rows: list[Any], query: str) -> list[Any]:
+def _matching(store: Store, rows: list[Any], query: str) -> list[Any]:
     """Conversations whose title matches, then those where something said matches."""
     needle = query.lower()
     by_id = {row.id: row for row in rows}

@@ -18,7 +18,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, ProgressBar
 
-from tui import formatting, services
+from tui import formatting
 from tui.screens.ask_text import AskTextScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.edit_text import EditTextScreen
@@ -26,7 +26,8 @@ from tui.widgets.nav_bar import NavBar
 from tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
-    from tui.app import HearthApp
+    from memory.store import Store
+    from tui.host import Host
 
 
 class MemoryScreen(Screen[None]):
@@ -43,8 +44,8 @@ class MemoryScreen(Screen[None]):
     ]
 
     @property
-    def hearth(self) -> HearthApp:
-        return cast("HearthApp", self.app)
+    def hearth(self) -> Host:
+        return cast("Host", self.app)
 
     def compose(self) -> ComposeResult:
         yield NavBar("memory")
@@ -236,15 +237,14 @@ class MemoryScreen(Screen[None]):
         self.hearth.set_status(activity=f"ingesting {done}/{total}" if total else "ingesting…")
 
 
-def _matching(store: Any, memories: list[Any], documents: list[Any], query: str) -> tuple[list[Any], list[Any]]:
+def _matching(store: Store, memories: list[Any], documents: list[Any], query: str) -> tuple[list[Any], list[Any]]:
     """Memories and documents matching `query`: by words in them, then by hybrid search."""
     needle = query.lower()
     mem_ids = [m.id for m in memories if needle in m.text.lower()]
     for hit in store.search(query, k=20, kinds=["memory"]):
         if hit.id not in mem_ids:
             mem_ids.append(hit.id)
-    names = {services.field(h, "source", "") for h in store.search(query, k=20, kinds=["document"])}
-    doc_names = {n.removeprefix("doc ").rsplit(" #", 1)[0] for n in names}
+    doc_names = {h.document for h in store.search(query, k=20, kinds=["document"])}
     by_id = {m.id: m for m in memories}
     docs = [d for d in documents if needle in d.path.lower() or Path(d.path).name in doc_names]
     return [by_id[i] for i in mem_ids if i in by_id], docs

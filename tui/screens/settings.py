@@ -8,7 +8,7 @@ stays usable, and the conversation carries over. Values live in the store's sett
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from textual import work
@@ -23,8 +23,8 @@ from tui.widgets.nav_bar import NavBar
 from tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
-    from agent.runtime import SamplingOptions
-    from tui.app import HearthApp
+    from agent.llm.runtime import SamplingOptions
+    from tui.host import Host
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 FIELDS: tuple[tuple[str, str, Literal["number", "integer"], str], ...] = (
@@ -58,8 +58,8 @@ class SettingsScreen(Screen[None]):
         self.loaded: Loaded | None = None
 
     @property
-    def hearth(self) -> HearthApp:
-        return cast("HearthApp", self.app)
+    def hearth(self) -> Host:
+        return cast("Host", self.app)
 
     def compose(self) -> ComposeResult:
         yield NavBar("settings")
@@ -189,7 +189,6 @@ def history_text(rows: list[dict[str, Any]]) -> str:
 
 def _options(current: SamplingOptions, values: dict[str, Any]) -> SamplingOptions:
     """`current` with the form's values; raises ValueError with what is out of range."""
-    from dataclasses import replace
 
     temperature = values["temperature"] if values["temperature"] is not None else current.temperature
     top_p = values["top_p"] if values["top_p"] is not None else current.top_p

@@ -6,7 +6,7 @@ question drifts to coffee). `answer_repetition_penalty` penalises only tokens th
 already produced, within a sliding `window`. `logits_processors(options)` builds the list
 the runtime hands to `mlx_lm.stream_generate`.
 
-It does not sample or stop generation (see `agent.loop_guard` for that).
+It does not sample or stop generation (see `agent.core.loop_guard` for that).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from agent import blas
+from agent.foundation import blas
 
 blas.ensure()  # before mlx is imported
 

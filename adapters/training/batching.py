@@ -40,7 +40,7 @@ def answer_positions(pairs: list[tuple[int, int]], width: int) -> tuple[Any, Any
     >>> idx[0, :3].tolist(), mask.sum(axis=1).tolist(), idx.shape
     ([2, 3, 4], [3, 2], (2, 8))
     """
-    import numpy as np
+    import numpy as np  # lazy: imports numpy
 
     last = width - 2  # inputs are width - 1 positions
     spans = [(max(0, off - 1), min(n - 1, last)) for off, n in pairs]
@@ -56,7 +56,7 @@ def answer_positions(pairs: list[tuple[int, int]], width: int) -> tuple[Any, Any
 
 def with_window(batch: Any, lengths: Any) -> tuple[Any, Any, Any, Any]:
     """Append the answer positions (index, mask) of this batch to mlx-lm's (batch, lengths)."""
-    import mlx.core as mx
+    import mlx.core as mx  # lazy: imports MLX
 
     pairs = [(int(o), int(n)) for o, n in lengths.tolist()]
     idx, mask = answer_positions(pairs, batch.shape[1])
@@ -79,7 +79,7 @@ def split_head(model: Any) -> tuple[Callable[[Any], Any], Callable[[Any], Any]] 
 
 def check_split(model: Any) -> bool:
     """Verify on a short input that the split reproduces the model's logits."""
-    import mlx.core as mx
+    import mlx.core as mx  # lazy: imports MLX
 
     parts = split_head(model)
     if parts is None:
@@ -103,9 +103,9 @@ def make_answer_loss(model: Any) -> Callable[..., Any]:
     Returns (mean NLL over answer tokens, number of answer tokens), like `default_loss`;
     without `idx` it is exactly `default_loss`.
     """
-    import mlx.core as mx
-    import mlx.nn as nn
-    from mlx_lm.tuner.trainer import default_loss
+    import mlx.core as mx  # lazy: imports MLX
+    import mlx.nn as nn  # lazy: imports MLX
+    from mlx_lm.tuner.trainer import default_loss  # lazy: imports MLX
 
     use_split = check_split(model)
 
@@ -128,8 +128,8 @@ def make_answer_loss(model: Any) -> Callable[..., Any]:
 
 def eval_batches(dataset: Any, batch_size: int, max_seq_length: int) -> Iterator[tuple[Any, ...]]:
     """Every example once, length-sorted, padded like mlx-lm (the last batch may be short)."""
-    import mlx.core as mx
-    import numpy as np
+    import mlx.core as mx  # lazy: imports MLX
+    import numpy as np  # lazy: imports numpy
 
     order = sorted(range(len(dataset)), key=lambda i: len(dataset[i][0]))
     for start in range(0, len(order), batch_size):
@@ -145,7 +145,7 @@ def eval_batches(dataset: Any, batch_size: int, max_seq_length: int) -> Iterator
 
 def batch_iterator(seed: int, skip: int, flag: StopFlag) -> Callable[..., Iterator[Any]]:
     """An `iterate_batches` for `trainer.train`: seeded order, `skip` replayed, stoppable."""
-    from mlx_lm.tuner.trainer import iterate_batches
+    from mlx_lm.tuner.trainer import iterate_batches  # lazy: imports MLX
 
     def iterate(
         dataset: Any, batch_size: int, max_seq_length: int, loop: bool = False, **unused: Any

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
 
-from agent.errors import ModelError
+from agent.foundation.errors import ModelError
 
 CONTROL_TOKEN = 3
 
@@ -29,7 +29,8 @@ def build_tokenizer(meta: dict[str, Any]) -> Tokenizer:
     if kind != "gpt2":
         raise ModelError(f"unsupported GGUF tokenizer model {kind!r}: only byte-level BPE (gpt2)")
     tokens = [_text(t) for t in meta["tokenizer.ggml.tokens"]]
-    merges = [tuple(_text(m).split(" ", 1)) for m in meta["tokenizer.ggml.merges"]]
+    merges = cast("list[tuple[str, str]]",
+                  [tuple(_text(m).split(" ", 1)) for m in meta["tokenizer.ggml.merges"]])
     vocab = {tok: i for i, tok in enumerate(tokens)}
     bpe = models.BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False)
     tok = Tokenizer(bpe)

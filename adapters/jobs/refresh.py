@@ -26,13 +26,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from adapters import conditions, files, registry
-from adapters.config import GateConfig, RefreshPolicy, TrainConfig
-from adapters.dataset import Snapshot, make_snapshot
-from adapters.errors import AdapterError
-from adapters.gate import Verdict
+from adapters.jobs import conditions
+from adapters.training import evaluate, files, gate, registry
+from adapters.training.config import GateConfig, RefreshPolicy, TrainConfig
+from adapters.training.dataset import Snapshot, make_snapshot
+from adapters.training.errors import AdapterError
+from adapters.training.evaluate import probe_digest
+from adapters.training.gate import Verdict
+from adapters.training.train import train_adapter
+from agent.foundation import paths
+from agent.foundation.ids import now_iso
+from agent.llm import models
+
+if TYPE_CHECKING:
+    from memory.store import Store
 
 Progress = Callable[[dict[str, Any]], None]
 LOG_NAME = "refresh.jsonl"
@@ -56,8 +65,6 @@ class RefreshResult:
 
 
 def log_path() -> Path:
-    from agent import paths
-
     return paths.logs_dir() / LOG_NAME
 
 
@@ -87,14 +94,13 @@ def resolve_base(model: Any) -> registry.Base:
     ref = getattr(model, "ref", model)
     if hasattr(ref, "checksum") and hasattr(ref, "path"):
         return registry.Base(str(ref.id), Path(ref.path), str(ref.checksum))
-    from agent import models
 
     resolved = models.resolve(str(model)) if model is not None else models.resolve(None)
     return registry.Base(resolved.id, Path(resolved.path), resolved.checksum)
 
 
 def refresh(
-    store: Any,
+    store: Store,
     model: Any = None,
     policy: RefreshPolicy | None = None,
     config: TrainConfig | None = None,
@@ -116,7 +122,7 @@ def refresh(
         return log.result(RefreshResult("busy", str(exc)))
 
 
-def _refresh(store: Any, base: registry.Base, policy: RefreshPolicy, config: TrainConfig,
+def _refresh(store: Store, base: registry.Base, policy: RefreshPolicy, config: TrainConfig,
              gate_config: GateConfig, log: _Log, force: bool) -> RefreshResult:
     if not force and (why := skip_reason(store, policy)):
         return RefreshResult("skipped", why)
@@ -157,7 +163,7 @@ def _refresh(store: Any, base: registry.Base, policy: RefreshPolicy, config: Tra
     return result
 
 
-def skip_reason(store: Any, policy: RefreshPolicy) -> str | None:
+def skip_reason(store: Store, policy: RefreshPolicy) -> str | None:
     """Why not to train now (battery, an active user), or None."""
     if policy.skip_on_battery and conditions.on_battery():
         return "on battery power: refresh waits for mains (or run `hearth refresh --force`)"
@@ -169,7 +175,7 @@ def skip_reason(store: Any, policy: RefreshPolicy) -> str | None:
     return None
 
 
-def _latest_trained(store: Any) -> dict[str, Any] | None:
+def _latest_trained(store: Store) -> dict[str, Any] | None:
     """The newest version that finished training and still has its files."""
     for row in reversed(store.list_adapter_versions()):
         if row.get("path") and row.get("status") in ("active", "candidate", "rejected", "retired"):
@@ -186,7 +192,7 @@ def _trained_ids(row: dict[str, Any] | None) -> set[str]:
         return set()
 
 
-def _forgotten_ids(store: Any) -> set[str]:
+def _forgotten_ids(store: Store) -> set[str]:
     try:
         return {str(r["message_id"]) for r in store.forgotten_since(None)}
     except AttributeError:  # a store without forget tracking: fall back to flags
@@ -199,7 +205,7 @@ def _config_hash(config: TrainConfig) -> str:
     return hashlib.sha256(blob).hexdigest()[:8]
 
 
-def _same_run(store: Any, snapshot: Snapshot, config: TrainConfig) -> dict[str, Any] | None:
+def _same_run(store: Store, snapshot: Snapshot, config: TrainConfig) -> dict[str, Any] | None:
     for row in reversed(store.list_adapter_versions()):
         if (row.get("dataset_snapshot") == snapshot.snapshot_id
                 and row.get("hyperparams") == config.to_dict()
@@ -208,14 +214,13 @@ def _same_run(store: Any, snapshot: Snapshot, config: TrainConfig) -> dict[str, 
     return None
 
 
-def train_and_judge(store: Any, base: registry.Base, snapshot: Snapshot, config: TrainConfig,
+def train_and_judge(store: Store, base: registry.Base, snapshot: Snapshot, config: TrainConfig,
                     gate_config: GateConfig, log: _Log, trust_active: bool = True) -> RefreshResult:
     """Train a candidate on `snapshot`, measure, gate and record it.
 
     The reference is the served adapter, or the base when `trust_active` is False (the active
     adapter learned forgotten answers and must not set the bar).
     """
-    from adapters.train import train_adapter
 
     run_dir = registry.root() / ".runs" / f"{snapshot.snapshot_id}-{_config_hash(config)}"
     snapshot.write(run_dir)
@@ -234,7 +239,7 @@ def train_and_judge(store: Any, base: registry.Base, snapshot: Snapshot, config:
                             "tokens_per_second": round(trained.tokens_per_second, 1)}
         lineage = {"base_model_id": base.id, "base_checksum": base.checksum,
                    "dataset_snapshot": snapshot.snapshot_id, "message_ids": snapshot.message_ids,
-                   "hyperparams": config.to_dict(), "created_at": registry.now_iso()}
+                   "hyperparams": config.to_dict(), "created_at": now_iso()}
         folder = registry.write_folder(version, trained.adapter_dir, lineage)
         registry.record(store, version, folder, verdict.promote, verdict.word, verdict.reason,
                         metrics)
@@ -247,7 +252,7 @@ def train_and_judge(store: Any, base: registry.Base, snapshot: Snapshot, config:
 
 
 def _load(base: registry.Base) -> tuple[Any, Any]:
-    from mlx_lm import load
+    from mlx_lm import load  # lazy: imports MLX
 
     try:
         loaded = load(str(base.path))
@@ -257,11 +262,10 @@ def _load(base: registry.Base) -> tuple[Any, Any]:
     return loaded[0], loaded[1]
 
 
-def judge(store: Any, base: registry.Base, model: Any, tokenizer: Any, snapshot: Snapshot,
+def judge(store: Store, base: registry.Base, model: Any, tokenizer: Any, snapshot: Snapshot,
           gate_config: GateConfig, log: _Log, trust_active: bool = True
           ) -> tuple[Verdict, dict[str, Any]]:
     """Measure the trained candidate (loaded in `model`) and its reference; ask the gate."""
-    from adapters import evaluate, gate
 
     valid = [e.messages for e in snapshot.valid]
     log({"event": "evaluate", "what": "candidate"})
@@ -290,19 +294,18 @@ def judge(store: Any, base: registry.Base, model: Any, tokenizer: Any, snapshot:
     return verdict, metrics
 
 
-def settings(store: Any) -> tuple[TrainConfig, GateConfig, RefreshPolicy]:
-    """The user's settings stored under adapters.train / adapters.gate / adapters.refresh."""
+def settings(store: Store) -> tuple[TrainConfig, GateConfig, RefreshPolicy]:
+    """The user's settings stored under adapters.training.train / adapters.training.gate / adapters.jobs.refresh."""
     def get(key: str) -> dict[str, Any]:
         value = store.get_setting(key)
         return value if isinstance(value, dict) else {}
 
-    return (TrainConfig.from_dict(get("adapters.train")), GateConfig.from_dict(get("adapters.gate")),
-            RefreshPolicy.from_dict(get("adapters.refresh")))
+    return (TrainConfig.from_dict(get("adapters.training.train")), GateConfig.from_dict(get("adapters.training.gate")),
+            RefreshPolicy.from_dict(get("adapters.jobs.refresh")))
 
 
-def _recorded_probe(store: Any, version: str) -> float | None:
+def _recorded_probe(store: Store, version: str) -> float | None:
     """The probe NLL measured when `version` was judged, if the probe has not changed since."""
-    from adapters.evaluate import probe_digest
 
     try:
         metrics = store.get_adapter_version(version).get("metrics") or {}
@@ -313,9 +316,7 @@ def _recorded_probe(store: Any, version: str) -> float | None:
     return None
 
 
-def _cached_base_probe(store: Any, base: registry.Base) -> float | None:
-    from adapters.evaluate import probe_digest
-
+def _cached_base_probe(store: Store, base: registry.Base) -> float | None:
     cached = store.get_setting(BASE_PROBE_KEY)
     if (isinstance(cached, dict) and cached.get("checksum") == base.checksum
             and cached.get("probe") == probe_digest()):

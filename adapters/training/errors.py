@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from agent.foundation.errors import HearthError
 
-class AdapterError(Exception):
+
+class AdapterError(HearthError):
     """Training, evaluating, registering or serving a personal adapter failed.
 
     The message is one line meant for the user: what went wrong and what to do about it.

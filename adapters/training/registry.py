@@ -24,12 +24,13 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from adapters import files
-from adapters.errors import AdapterError
+from adapters.training import files
+from adapters.training.errors import AdapterError
+from agent.foundation import paths
+from agent.foundation.ids import now_iso
 
 MANIFEST = "hearth-adapter.json"
 FORMAT_VERSION = 1
@@ -54,20 +55,14 @@ class RegistryStore(Protocol):
 
 @dataclass(frozen=True)
 class Base:
-    """The base model an adapter is bound to (agent.models.ModelRef fits)."""
+    """The base model an adapter is bound to (agent.llm.models.ModelRef fits)."""
 
     id: str
     path: Path
     checksum: str
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def root() -> Path:
-    from agent import paths
-
     return paths.adapters_dir()
 
 

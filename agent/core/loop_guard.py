@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from agent.answer_metrics import REPEAT_N, REPEAT_TIMES, stutters
+from agent.core.answer_metrics import REPEAT_N, REPEAT_TIMES, stutters
 
 _WORD = re.compile(r"[\w']+")
 

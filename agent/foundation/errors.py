@@ -1,4 +1,5 @@
-"""The agent package's exceptions, and how any front end tells them from crashes.
+"""Hearth's base exception and the foundation's errors, and how any front end tells them
+from crashes.
 
 Every message says what to do next. `is_user_error` decides whether an exception is one
 line for the user (Hearth's own errors) or a crash; `log_crash` keeps a crash's traceback in
@@ -8,6 +9,8 @@ the logs directory. The CLI and the TUI both use these two.
 import sys
 import traceback
 from datetime import UTC, datetime
+
+from agent.foundation import paths
 
 
 class HearthError(Exception):
@@ -27,17 +30,16 @@ class NetworkRefused(HearthError):
 
 
 def is_user_error(exc: BaseException) -> bool:
-    """True for Hearth's own errors (any package's `...Error`), shown as one line."""
-    if isinstance(exc, HearthError):
-        return True
-    top = type(exc).__module__.split(".")[0]
-    return top in ("memory", "adapters", "tui") and type(exc).__name__.endswith("Error")
+    """True for Hearth's own errors, shown as one line.
+
+    Every package's exception derives from `HearthError` (`memory.errors.StoreError`,
+    `adapters.training.errors.AdapterError`, the ones here), so this is one `isinstance`.
+    """
+    return isinstance(exc, HearthError)
 
 
 def log_crash(exc: BaseException, origin: str = "cli") -> str:
     """Append the traceback to logs/crash.log; returns its path (or a note if unwritable)."""
-    from agent import paths
-
     try:
         log = paths.logs_dir() / "crash.log"
         with log.open("a") as fh:

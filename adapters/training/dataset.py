@@ -1,7 +1,7 @@
 """Accepted answers -> a deduplicated, stably split, identified training snapshot.
 
 Each accepted (or edited) answer becomes a chat example `{"messages": [...]}` built by
-`agent.prompt.training_messages(prompt_messages, target)`, the same assembly that served it,
+`agent.llm.prompt.training_messages(prompt_messages, target)`, the same assembly that served it,
 so the adapter learns exactly what it will be shown. Forgotten rows are left out, duplicates
 (identical messages) are kept once, and each example goes to train or valid by its own hash,
 so it stays on the same side as the data grows. The snapshot id hashes the sorted example
@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from adapters.errors import AdapterError
-from agent import paths
+from adapters.training.errors import AdapterError
+from agent.foundation import paths
+from agent.llm.prompt import training_messages
 
 Messages = list[dict[str, str]]
 Assemble = Callable[[Messages, str], Messages]
@@ -31,10 +32,14 @@ Assemble = Callable[[Messages, str], Messages]
 class AcceptedLike(Protocol):
     """What `Store.accepted_examples()` yields (memory.store.Accepted)."""
 
-    message_id: Any
-    prompt_messages: Messages
-    target: str
-    forgotten: bool
+    @property
+    def message_id(self) -> Any: ...
+    @property
+    def prompt_messages(self) -> Messages: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def forgotten(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -106,8 +111,7 @@ def snapshot_id(hashes: Iterable[str]) -> str:
 
 
 def default_assemble() -> Assemble:
-    """`agent.prompt.training_messages`: the serving prompt plus the target."""
-    from agent.prompt import training_messages
+    """`agent.llm.prompt.training_messages`: the serving prompt plus the target."""
 
     return training_messages
 

@@ -1,7 +1,7 @@
 """Train a LoRA candidate with mlx-lm's tuner: resumable, best-by-validation, early stopping.
 
 `train_adapter(model, tokenizer, run_dir, config)` reads `train.jsonl` / `valid.jsonl` from the
-run folder (see `adapters.dataset.Snapshot.write`), converts the top `num_layers` blocks with
+run folder (see `adapters.training.dataset.Snapshot.write`), converts the top `num_layers` blocks with
 `linear_to_lora_layers`, and calls `mlx_lm.tuner.trainer.train` with:
 - mlx-lm's ChatDataset with `mask_prompt=True` (loss on the answer tokens only);
 - a TrainingCallback that reports progress to a hook and to `train.log` (JSON lines), writes a
@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adapters import files
-from adapters.batching import StopFlag, batch_iterator, make_answer_loss
-from adapters.config import TrainConfig
-from adapters.errors import AdapterError
+from adapters.training import files
+from adapters.training.batching import StopFlag, batch_iterator, make_answer_loss
+from adapters.training.config import TrainConfig
+from adapters.training.errors import AdapterError
 
 Progress = Callable[[dict[str, Any]], None]
 CHECKPOINT = "checkpoint"
@@ -80,7 +80,7 @@ def adapter_config(config: TrainConfig, extra: dict[str, Any] | None = None) -> 
 
 def load_datasets(run_dir: Path, tokenizer: Any) -> tuple[Any, Any]:
     """(train, valid) as mlx-lm CacheDatasets of ChatDataset(mask_prompt=True)."""
-    from mlx_lm.tuner.datasets import CacheDataset, ChatDataset
+    from mlx_lm.tuner.datasets import CacheDataset, ChatDataset  # lazy: imports MLX
 
     def load(name: str) -> Any:
         path = run_dir / f"{name}.jsonl"
@@ -153,7 +153,7 @@ class _Run:
                          "data": files.sha256_file(run_dir / "train.jsonl")}
 
     def weights(self) -> dict[str, Any]:
-        from mlx.utils import tree_flatten
+        from mlx.utils import tree_flatten  # lazy: imports MLX
 
         return dict(tree_flatten(self.model.trainable_parameters()))
 
@@ -177,7 +177,7 @@ class _Run:
         files.write_json_atomic(best / "best.json", {"step": self.best_step, "val_loss": self.best_loss})
 
     def save_checkpoint(self, step: int) -> None:
-        from mlx.utils import tree_flatten
+        from mlx.utils import tree_flatten  # lazy: imports MLX
 
         ckpt = self.dir / CHECKPOINT
         ckpt.mkdir(exist_ok=True)
@@ -190,7 +190,7 @@ class _Run:
 
     def try_resume(self) -> bool:
         """Restore the last complete checkpoint of this same run; False when there is none."""
-        from mlx.utils import tree_unflatten
+        from mlx.utils import tree_unflatten  # lazy: imports MLX
 
         ckpt = self.dir / CHECKPOINT
         try:
@@ -210,15 +210,15 @@ class _Run:
 
 
 def _optimizer(config: TrainConfig) -> Any:
-    import mlx.optimizers as optim
+    import mlx.optimizers as optim  # lazy: imports MLX
 
     return optim.Adam(learning_rate=config.learning_rate)
 
 
 def prepare_model(model: Any, config: TrainConfig) -> None:
     """Freeze the base and add LoRA layers to the top `num_layers` blocks (seeded)."""
-    import mlx.core as mx
-    from mlx_lm.tuner.utils import linear_to_lora_layers
+    import mlx.core as mx  # lazy: imports MLX
+    from mlx_lm.tuner.utils import linear_to_lora_layers  # lazy: imports MLX
 
     if config.num_layers > len(model.layers):
         raise AdapterError(
@@ -243,8 +243,8 @@ def train_adapter(
     With `resume`, a checkpoint of the same run (same config, data and plan) is continued.
     Returns where the best adapter is; its weights are also left loaded in `model`.
     """
-    import mlx.core as mx
-    from mlx_lm.tuner.trainer import TrainingArgs, evaluate, train
+    import mlx.core as mx  # lazy: imports MLX
+    from mlx_lm.tuner.trainer import TrainingArgs, evaluate, train  # lazy: imports MLX
 
     config = config or TrainConfig()
     train_set, valid_set = load_datasets(run_dir, tokenizer)
@@ -300,7 +300,7 @@ def train_adapter(
 @contextlib.contextmanager
 def quiet_mlx_console() -> Iterator[None]:
     """Send mlx-lm's rich training display to nowhere (we report through the callback)."""
-    from mlx_lm.cli_ui import make_console
+    from mlx_lm.cli_ui import make_console  # lazy: imports MLX
 
     console = make_console()
     saved = console.file
@@ -313,7 +313,7 @@ def quiet_mlx_console() -> Iterator[None]:
 
 def load_arrays(path: Path) -> dict[str, Any]:
     """The named arrays of a safetensors file."""
-    import mlx.core as mx
+    import mlx.core as mx  # lazy: imports MLX
 
     arrays = mx.load(str(path))
     if not isinstance(arrays, dict):
@@ -323,7 +323,7 @@ def load_arrays(path: Path) -> dict[str, Any]:
 
 def load_into(model: Any, weights_file: Path) -> None:
     """Load adapter weights into a model that already has matching LoRA layers."""
-    import mlx.core as mx
+    import mlx.core as mx  # lazy: imports MLX
 
     model.load_weights(list(load_arrays(weights_file).items()), strict=False)
     mx.eval(model.parameters())

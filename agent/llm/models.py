@@ -5,7 +5,7 @@
 - A local folder holding an mlx-lm model (config.json + safetensors): used as is.
 - A Hugging Face repo id: downloaded only with `allow_download=True` (`--allow-download`).
 
-This module resolves and converts; loading into memory is `agent.runtime`'s job.
+This module resolves and converts; loading into memory is `agent.llm.runtime`'s job.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent import blas, convert, paths
-from agent.errors import ModelError
+from agent.foundation import blas, offline, paths
+from agent.foundation.errors import ModelError
+from agent.llm import convert
 
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
@@ -36,7 +37,7 @@ class ModelRef:
 def backend() -> str:
     """'metal', 'cuda' or 'cpu': where MLX runs by default here."""
     blas.ensure()
-    import mlx.core as mx
+    import mlx.core as mx  # lazy: imports MLX
 
     if mx.default_device() == mx.gpu:
         return "metal" if mx.metal.is_available() else "cuda"
@@ -123,10 +124,8 @@ def resolve(
 
 
 def _download(repo: str) -> ModelRef:
-    from agent import offline
-
     with offline.allowed():
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import snapshot_download  # lazy: imports the hub client
 
         try:
             local = snapshot_download(

@@ -17,9 +17,13 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from adapters.errors import AdapterError
+from adapters.training.errors import AdapterError
+from agent.foundation import paths
+
+if TYPE_CHECKING:
+    from memory.store import Store
 
 POWER_SUPPLY = Path("/sys/class/power_supply")
 
@@ -32,8 +36,6 @@ class RefreshBusy(AdapterError):
 def refresh_lock(path: Path | None = None) -> Iterator[Path]:
     """Hold the refresh lock for the block; RefreshBusy at once if another process holds it."""
     if path is None:
-        from agent import paths
-
         path = paths.adapters_dir() / ".refresh.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -113,7 +115,7 @@ def parse_iso(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def minutes_since_activity(store: Any, now: datetime | None = None) -> float | None:
+def minutes_since_activity(store: Store, now: datetime | None = None) -> float | None:
     """Minutes since the most recently changed conversation (None: no conversations)."""
     try:
         latest = store.list_conversations(limit=1)

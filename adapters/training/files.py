@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from agent import paths
-from agent.convert import sha256_file  # noqa: F401 - re-exported for adapters
+from agent.foundation import paths
+from agent.llm.convert import sha256_file  # noqa: F401 - re-exported for adapters
 
 
 def fsync_dir(path: Path) -> None:
@@ -61,7 +61,7 @@ def write_json_atomic(target: Path, value: Any) -> None:
 
 def save_safetensors_atomic(target: Path, arrays: dict[str, Any]) -> None:
     """mx.save_safetensors to a temporary name in the same folder, fsync, rename."""
-    import mlx.core as mx
+    import mlx.core as mx  # lazy: imports MLX
 
     tmp = target.with_name(f".{target.stem}.tmp-{os.getpid()}.safetensors")
     try:

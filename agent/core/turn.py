@@ -3,10 +3,10 @@
 For each user message `Chat.send()`:
   1. records the user's message (so it is never lost, even if generation crashes),
   2. asks `memory` for hybrid hits and similar accepted answers,
-  3. assembles the prompt (`agent.prompt`) within the context budget,
+  3. assembles the prompt (`agent.llm.prompt`) within the context budget,
   4. picks up a newly activated adapter (a row in the store) without reloading the base,
-  5. streams the answer (`agent.runtime`), stopping it with finish reason "loop" when the
-     loop guard (`agent.loop_guard`) sees it repeat itself (the partial answer is kept),
+  5. streams the answer (`agent.llm.runtime`), stopping it with finish reason "loop" when the
+     loop guard (`agent.core.loop_guard`) sees it repeat itself (the partial answer is kept),
   6. records it with everything needed to reproduce it: prompt messages, hits, model id,
      adapter and prompt versions, timings.
 Feedback (accept / reject / edit) goes to the store against the last answer.
@@ -22,12 +22,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent import prompt
-from agent.errors import AdapterLoadError, HearthError
-from agent.loop_guard import LoopGuard
-from agent.runtime import Runtime, SamplingOptions, TokenEvent
+from agent.core.loop_guard import LoopGuard
+from agent.foundation.errors import AdapterLoadError, HearthError
+from agent.llm import prompt
+from agent.llm.runtime import Runtime, SamplingOptions, TokenEvent
+
+if TYPE_CHECKING:
+    from memory.store import Store
 
 MAX_INPUT_CHARS = 1_000_000
 RETRIEVAL_QUERY_CHARS = 2_000  # a huge paste searches by its beginning
@@ -76,7 +79,7 @@ class Chat:
     def __init__(
         self,
         runtime: Runtime,
-        store: Any,
+        store: Store,
         conversation_id: str | None = None,
         options: SamplingOptions | None = None,
         settings: ChatSettings | None = None,
@@ -197,7 +200,7 @@ class Chat:
         self.pending_suggestions = []
         return kept
 
-    def feedback(self, kind: str, edited_text: str | None = None, message_id: str | None = None) -> str:
+    def feedback(self, kind: str, edited_text: str | None = None, message_id: str | None = None) -> int:
         """Accept, reject or edit an answer (the last one by default)."""
         target = message_id or self.last_answer_id
         if target is None:
@@ -206,7 +209,7 @@ class Chat:
             edited_text = clean_input(edited_text or "").strip()
             if not edited_text:
                 raise HearthError("an edit needs the corrected answer text")
-        result: str = self.store.add_feedback(target, kind, edited_text=edited_text)
+        result = self.store.add_feedback(target, kind, edited_text=edited_text)
         if kind == "edited" and target == self.last_answer_id and self.history:
             self.history[-1] = {"role": "assistant", "content": edited_text or ""}
         return result

@@ -13,13 +13,14 @@ import contextlib
 import ctypes
 import os
 
+from agent.foundation import blas
+
 
 def blas_threads(n: int) -> int | None:
     """Set the optimised BLAS's thread count (MKL or OpenBLAS); returns the previous count.
 
-    None when no optimised BLAS was loaded by `agent.blas.ensure()` (nothing to set).
+    None when no optimised BLAS was loaded by `agent.foundation.blas.ensure()` (nothing to set).
     """
-    from agent import blas
 
     path = blas.ensure()
     if not path:

@@ -1,21 +1,31 @@
 """Slash commands shared by the REPL and the Textual app: /remember, /forget, /accept, ...
 
-Each command acts on a `Chat` and returns a `CommandResult` with a one-line message. It
-parses and dispatches only; the work is done by the store and the chat.
+Each command acts on a `Chat` and returns a `CommandResult`: a one-line message, plus what
+happened as fields (the feedback given, a new conversation, quit), so front ends render it
+without reading the message. It parses and dispatches only; the work is done by the store and
+the chat.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from agent.errors import HearthError
+from agent.foundation.errors import HearthError
+
+Feedback = Literal["accepted", "rejected", "edited"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class CommandResult:
     message: str
     quit: bool = False
+    feedback: Feedback | None = None
+    """Set when the last answer was marked (accepted / rejected / edited)."""
+    edited_text: str | None = None
+    """The corrected answer, for feedback == "edited"."""
+    new_conversation: bool = False
+    """The chat started a new conversation."""
 
 
 def _remember(chat: Any, arg: str) -> CommandResult:
@@ -39,13 +49,14 @@ def _forget(chat: Any, arg: str) -> CommandResult:
     return CommandResult(f"forgot {len(memories)} memor{'y' if len(memories) == 1 else 'ies'}")
 
 
-def _feedback(kind: str) -> Any:
+def _feedback(kind: Feedback) -> Any:
     def run(chat: Any, arg: str) -> CommandResult:
         if kind == "edited":
             chat.feedback("edited", edited_text=arg)
         else:
             chat.feedback(kind)
-        return CommandResult(f"marked the last answer {kind}")
+        return CommandResult(f"marked the last answer {kind}", feedback=kind,
+                             edited_text=arg if kind == "edited" else None)
 
     return run
 
@@ -59,7 +70,7 @@ def _yes(chat: Any, arg: str) -> CommandResult:
 
 def _new(chat: Any, arg: str) -> CommandResult:
     chat.new_conversation()
-    return CommandResult("new conversation")
+    return CommandResult("new conversation", new_conversation=True)
 
 
 COMMANDS = {

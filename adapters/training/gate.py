@@ -17,8 +17,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from adapters.config import GateConfig
-from adapters.evaluate import Messages, answer_nll, probe_nll
+from adapters.training.config import GateConfig
+from adapters.training.evaluate import Messages, answer_nll, probe_nll
 
 
 @dataclass(frozen=True)

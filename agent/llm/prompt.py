@@ -60,14 +60,18 @@ PRIMER: tuple[Message, ...] = (
 """Worked examples after the system prompt (the same every turn: part of the cached prefix)."""
 
 
-class HitLike(Protocol):
-    text: str
-    source: str
+class HitLike(Protocol):  # read-only, so frozen records (memory.retrieval.Hit) fit
+    @property
+    def text(self) -> str: ...
+    @property
+    def source(self) -> str: ...
 
 
-class ExampleLike(Protocol):
-    prompt_messages: list[Message]
-    target: str
+class ExampleLike(Protocol):  # read-only, so frozen records (memory.records.Accepted) fit
+    @property
+    def prompt_messages(self) -> list[Message]: ...
+    @property
+    def target(self) -> str: ...
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""`python -m adapters.worker`: one refresh (or a bare training run) in its own low-priority process.
+"""`python -m adapters.jobs.worker`: one refresh (or a bare training run) in its own low-priority process.
 
 The chat and the TUI start this instead of training in their own process, so the model they
 serve stays responsive: the worker lowers its priority (`os.nice(10)`), puts the optimised
@@ -6,8 +6,8 @@ BLAS in front of MLX, and writes progress as JSON lines to `logs/refresh.jsonl` 
 per event: start, train, val, best, checkpoint, evaluate, verdict, result) for the TUI to
 tail. `spawn()` starts it detached and returns the Popen.
 
-    python -m adapters.worker refresh [--force] [--model PATH]
-    python -m adapters.worker train RUN_DIR --model PATH [--config JSON]
+    python -m adapters.jobs.worker refresh [--force] [--model PATH]
+    python -m adapters.jobs.worker train RUN_DIR --model PATH [--config JSON]
 
 Exit status: 0 when the refresh ran or skipped for a stated reason, 1 on an error (the last
 line of stderr and the log say what to do). This module holds no training logic.
@@ -24,11 +24,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agent import blas, offline, paths
+from adapters.jobs import refresh
+from adapters.jobs.priority import set_low_priority
+from adapters.training.config import TrainConfig
+from adapters.training.errors import AdapterError
+from adapters.training.train import train_adapter
+from agent.foundation import blas, offline, paths
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m adapters.worker",
+    parser = argparse.ArgumentParser(prog="python -m adapters.jobs.worker",
                                      description="Train Hearth's personal adapter at low priority.")
     sub = parser.add_subparsers(dest="command", required=True)
     ref = sub.add_parser("refresh", help="refresh the personal adapter (policy, train, gate)")
@@ -58,8 +63,7 @@ def _printer(log: Path | None) -> Any:
 
 
 def run_refresh(args: argparse.Namespace) -> int:
-    from adapters import refresh
-    from memory.store import Store
+    from memory.store import Store  # lazy: imports numpy and sqlite-utils
 
     with Store.open() as store:
         config, gate_config, policy = refresh.settings(store)
@@ -70,10 +74,8 @@ def run_refresh(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from mlx_lm import load
+    from mlx_lm import load  # lazy: imports MLX
 
-    from adapters.config import TrainConfig
-    from adapters.train import train_adapter
 
     model, tokenizer = load(args.model)[:2]
     config = TrainConfig.from_dict(json.loads(args.config))
@@ -88,11 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths.private_umask()
     offline.enable()  # the worker is its own process: the chat's guard does not cover it
     if not args.no_nice:
-        from adapters.priority import set_low_priority
-
         set_low_priority(args.blas_threads or None)
     blas.ensure()
-    from adapters.errors import AdapterError
 
     try:
         return run_refresh(args) if args.command == "refresh" else run_train(args)
@@ -102,8 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def spawn(*extra: str, log: Path | None = None) -> subprocess.Popen[bytes]:
-    """Start `python -m adapters.worker refresh ...` detached (its own session), quietly."""
-    cmd = [sys.executable, "-m", "adapters.worker", "refresh", *extra]
+    """Start `python -m adapters.jobs.worker refresh ...` detached (its own session), quietly."""
+    cmd = [sys.executable, "-m", "adapters.jobs.worker", "refresh", *extra]
     if log is not None:
         cmd += ["--log", str(log)]
     return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
-from agent.errors import NetworkRefused
+from agent.foundation.errors import NetworkRefused
 
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
@@ -80,8 +80,8 @@ def enable() -> None:
     global _enabled
     for key, value in OFFLINE_ENV.items():
         os.environ[key] = value
-    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign, assignment]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign, assignment]
     _enabled = True
 
 

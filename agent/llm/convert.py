@@ -8,7 +8,7 @@ tokenizer files into a temporary folder -> validate (tokenizer round trip, finit
 sane perplexity) -> write the manifest last -> rename into place.
 
 A folder without a valid manifest is never trusted; leftovers of a killed conversion
-(`.tmp-*`) are removed on the next run. Loading models is `agent.runtime`'s job, not this one's.
+(`.tmp-*`) are removed on the next run. Loading models is `agent.llm.runtime`'s job, not this one's.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from agent import blas, paths
-from agent.errors import ModelError
+from agent.foundation import blas, paths
+from agent.foundation.errors import ModelError
+from agent.llm.gguf_tokenizer import save_tokenizer
 
 FORMAT_VERSION = 2  # 2: manifest records file sizes
 MANIFEST = "hearth-model.json"
@@ -131,7 +132,7 @@ def convert_tensors(
     weights: dict[str, Any], config: dict[str, Any], quantized: bool, progress: Progress | None
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Rename, un-permute and (unless `quantized`) dequantize every tensor."""
-    import mlx.core as mx
+    import mlx.core as mx  # lazy: imports MLX
 
     heads = {"attn_q": config["num_attention_heads"], "attn_k": config["num_key_value_heads"]}
     out: dict[str, Any] = {}
@@ -143,6 +144,7 @@ def convert_tensors(
         scales, biases = weights.get(f"{base}.scales"), weights.get(f"{base}.biases")
         target = hf_name(f"{base}.weight").rsplit(".", 1)[0]
         if scales is not None:
+            assert biases is not None  # GGUF quantized tensors carry both
             # a row of G groups of 32 values packs into G * bits uint32 words
             bits = w.shape[-1] // scales.shape[-1]
             if quantized:
@@ -180,7 +182,7 @@ SAMPLE_TEXTS = (
 
 def validate_tokenizer(folder: Path, reference: Any) -> None:
     """The saved tokenizer must load and agree with the in-memory rebuild, round-tripping text."""
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # lazy: imports transformers
 
     loaded = AutoTokenizer.from_pretrained(str(folder))
     if len(loaded) != reference.get_vocab_size():
@@ -195,21 +197,21 @@ def validate_tokenizer(folder: Path, reference: Any) -> None:
 
 def probe_nll(model: Any, tokenizer: Any, text: str = PROBE_TEXT) -> float:
     """Mean next-token NLL (nats) of `text` under `model`."""
-    import mlx.core as mx
-    import mlx.nn as nn
+    import mlx.core as mx  # lazy: imports MLX
+    import mlx.nn as nn  # lazy: imports MLX
 
     ids = mx.array([tokenizer.encode(text)])
     logits = model(ids[:, :-1]).astype(mx.float32)
     if not bool(mx.all(mx.isfinite(logits)).item()):
         raise ModelError("converted model produces non-finite logits")
-    return float(nn.losses.cross_entropy(logits, ids[:, 1:]).mean().item())
+    return float(cast(float, nn.losses.cross_entropy(logits, ids[:, 1:]).mean().item()))
 
 
 def validate_model(folder: Path) -> float:
     """Load the converted folder with mlx-lm and check its logits; returns the probe NLL."""
-    from mlx_lm import load
+    from mlx_lm import load  # lazy: imports MLX
 
-    model, tokenizer = load(str(folder))
+    model, tokenizer = load(str(folder))[:2]
     nll = probe_nll(model, tokenizer)
     if nll > MAX_PROBE_NLL:
         raise ModelError(f"converted model looks broken (probe NLL {nll:.2f} > {MAX_PROBE_NLL})")
@@ -236,7 +238,7 @@ def convert_gguf(
 ) -> Path:
     """Convert `gguf` into the mlx-lm folder `out_dir` (atomic; validated). Returns `out_dir`."""
     blas.ensure()
-    import mlx.core as mx
+    import mlx.core as mx  # lazy: imports MLX
 
     source_sha = sha256_file(gguf)
     parent = paths.ensure_private_dir(out_dir.parent)
@@ -244,7 +246,8 @@ def convert_gguf(
         shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{out_dir.name}-", dir=parent))
     try:
-        weights, meta = mx.load(str(gguf), return_metadata=True)
+        weights, meta = cast("tuple[dict[str, Any], dict[str, Any]]",
+                             mx.load(str(gguf), return_metadata=True))
         config = model_config(meta, None)
         tensors, quant = convert_tensors(weights, config, quantized, progress)
         if quant is not None:
@@ -281,8 +284,6 @@ def convert_gguf(
 
 
 def _save_tokenizer(meta: dict[str, Any], folder: Path) -> Any:
-    from agent.gguf_tokenizer import save_tokenizer
-
     return save_tokenizer(meta, folder)
 
 
