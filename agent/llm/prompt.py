@@ -54,8 +54,9 @@ PRIMER: tuple[Message, ...] = (
     {"role": "user", "content": "How do I keep bread fresh?"},
     {"role": "assistant", "content": "Keep it in a paper bag or a bread box at room "
      "temperature. Freeze the slices you won't eat within two days."},
-    {"role": "user", "content": NOTES_HEADER + "\n> My cat is called Miso.\n\nWhat is my cat called?"},
-    {"role": "assistant", "content": "Your cat is called Miso."},
+    {"role": "user", "content": NOTES_HEADER + "\n> I have two bikes.\n> My cat is called Miso."
+     "\n\nHow many bikes do I have?"},
+    {"role": "assistant", "content": "You have two bikes."},
 )
 """Worked examples after the system prompt (the same every turn: part of the cached prefix)."""
 
