@@ -175,15 +175,14 @@ class SettingsScreen(Screen[None]):
 
 
 def history_text(rows: list[dict[str, Any]]) -> str:
-    """One line per version, newest first: active mark, version, date, answers, start of text
-    (`hearth prompts activate N` switches back to one)."""
+    """One line per version, newest first: active mark, version, answers, start of text
+    (`hearth prompts activate N` switches back to one; `hearth prompts list` has dates)."""
     lines = ["History (`hearth prompts activate N` switches back):"]
     for row in reversed(rows):
         flat = _CONTROL.sub("", " ".join(str(row["text"]).split()))
         flat = flat if len(flat) <= 60 else flat[:59] + "…"
         mark = "●" if row["active"] else " "
-        lines.append(f"{mark} v{row['version']}  {str(row['created_at'])[:10]}  "
-                     f"{row['answers']} answers  {flat}")
+        lines.append(f"{mark} v{row['version']}  {row['answers']} answers  {flat}")
     return "\n".join(lines)
 
 
