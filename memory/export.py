@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlite_utils import Database
 
@@ -28,27 +28,17 @@ from agent.foundation import paths
 from agent.foundation.ids import new_id, now_iso
 from memory.db import write
 from memory.errors import StoreError
+from memory.import_schema import LOCAL_SETTINGS, RECORD_TYPES, BadRecord, RecordType, show, validate
 from memory.records import from_json, to_json
 
 FORMAT = "hearth-export"
 VERSION = 1
-# (type, table, key columns used to detect an existing row, JSON columns, surrogate key)
-TABLES: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...], str | None], ...] = (
-    ("conversation", "conversations", ("id",), (), None),
-    ("message", "messages", ("id",), ("prompt_messages", "hits"), None),
-    ("feedback", "feedback", ("message_id", "kind", "created_at"), (), "id"),
-    ("memory", "memories", ("id",), (), None),
-    ("system_prompt", "system_prompts", ("version",), (), None),
-    ("setting", "settings", ("key",), ("value",), None),
-    ("document", "documents", ("id",), (), None),
-    ("chunk", "chunks", ("id",), (), None),
-    ("adapter_version", "adapter_versions", ("id",), ("hyperparams", "metrics"), None),
-    ("deletion", "deletions", ("kind", "ids", "created_at"), (), "id"),
-    ("forgotten_example", "forgotten_examples", ("message_id",), (), "seq"),
-)
-BY_TYPE = {spec[0]: spec for spec in TABLES}
-# Settings that describe this file's derived data (the vectors, which are not exported).
-LOCAL_SETTINGS = ("embedding_model",)
+MAX_LINE_BYTES = 16 * 2**20
+"""The longest line an import reads (a message holds at most ~4 MB of text); a longer one
+is reported and skipped without being read into memory, and export never writes one."""
+# Surrogate keys are not exported (the importing store numbers its own rows).
+SURROGATE = {"feedback": "id", "deletions": "id", "forgotten_examples": "seq"}
+ORDER = {"system_prompts": "version"}
 
 
 @dataclass
@@ -62,6 +52,15 @@ class ImportReport:
         return f"added {added}; {self.skipped_existing} already present; {len(self.errors)} errors"
 
 
+@dataclass(frozen=True)
+class Line:
+    """One non-blank line of an import file: its text, or why it could not be read."""
+
+    number: int
+    text: str = ""
+    error: str | None = None
+
+
 def _private_tmp(dest: Path) -> Path:
     if not dest.parent.exists():
         paths.ensure_private_dir(dest.parent)
@@ -72,115 +71,204 @@ def _private_tmp(dest: Path) -> Path:
 
 
 def _rows(db: Database) -> Iterator[dict[str, Any]]:
-    for kind, table, _keys, json_cols, surrogate in TABLES:
-        order = surrogate or ("version" if table == "system_prompts" else "rowid")
-        for row in db.query(f"SELECT * FROM [{table}] ORDER BY {order}"):
-            if surrogate:
-                row.pop(surrogate)
-            if table == "settings" and row["key"] in LOCAL_SETTINGS:
+    for spec in RECORD_TYPES:
+        columns = ", ".join(f"[{c}]" for c in (*spec.columns, *spec.dropped))
+        order = SURROGATE.get(spec.table) or ORDER.get(spec.table, "rowid")
+        for row in db.query(f"SELECT {columns} FROM [{spec.table}] ORDER BY [{order}]"):
+            if spec.table == "settings" and row["key"] in LOCAL_SETTINGS:
                 continue
-            for col in json_cols:
+            for col in spec.json_columns:
                 row[col] = from_json(row[col])
-            yield {"type": kind, **row}
+            yield {"type": spec.name, **row}
+
+
+def export_target(dest: Path) -> Path:
+    """Where an export to `dest` goes: the file itself, or a new dated file in a folder."""
+    if dest.is_dir():
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        return dest / f"hearth-export-{stamp}.jsonl"
+    return dest
 
 
 def export_jsonl(db: Database, dest: Path) -> int:
-    """Write the export to `dest` atomically (0600). Returns the number of lines."""
-    tmp = _private_tmp(dest)
+    """Write the export to `dest` (a file, or a folder to put a dated file in) atomically
+    (0600). Returns the number of lines."""
+    dest = export_target(dest)
+    try:
+        tmp = _private_tmp(dest)
+    except OSError as exc:
+        raise StoreError(f"Cannot write {dest} ({exc.strerror or exc}); choose another path.") from exc
     count = 1
     try:
         with open(tmp, "w", encoding="utf-8") as out:
             header = {"type": FORMAT, "version": VERSION, "created_at": now_iso()}
             out.write(json.dumps(header) + "\n")
             for row in _rows(db):
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                line = json.dumps(row, ensure_ascii=False) + "\n"
+                if len(line.encode("utf-8")) > MAX_LINE_BYTES:
+                    raise StoreError(
+                        f"The {row['type']} {row.get('id', '')} is larger than an import reads "
+                        f"({MAX_LINE_BYTES // 2**20} MB); forget or shorten it, then export again."
+                    )
+                out.write(line)
                 count += 1
         os.replace(tmp, dest)
+    except OSError as exc:
+        raise StoreError(f"Cannot write {dest} ({exc.strerror or exc}); choose another path.") from exc
     finally:
         tmp.unlink(missing_ok=True)
     return count
 
 
-def _read_lines(path: Path) -> Iterator[tuple[int, str]]:
+def _skip_rest(f: BinaryIO) -> None:
+    """Read past the end of an over-long line, a megabyte at a time."""
+    while (chunk := f.readline(2**20)) and not chunk.endswith(b"\n"):
+        pass
+
+
+def _read_lines(path: Path, limit: int | None = None) -> Iterator[Line]:
+    """The non-blank lines of `path`, each read with a bounded buffer (MAX_LINE_BYTES)."""
+    limit = MAX_LINE_BYTES if limit is None else limit
     try:
-        with open(path, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                if line.strip():
-                    yield number, line
-    except (OSError, UnicodeDecodeError) as exc:
+        with open(path, "rb") as f:
+            number = 0
+            while raw := f.readline(limit + 1):
+                number += 1
+                if len(raw) > limit and not raw.endswith(b"\n"):
+                    _skip_rest(f)
+                    yield Line(number, error=f"longer than {limit // 2**20} MB; skipped")
+                    continue
+                try:
+                    text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                except UnicodeDecodeError:
+                    yield Line(number, error="not valid UTF-8; skipped")
+                    continue
+                if text.strip():
+                    yield Line(number, text)
+    except OSError as exc:
         raise StoreError(
-            f"Cannot read {path} ({exc}); check the path and that it is UTF-8."
+            f"Cannot read {path} ({exc.strerror or exc}); check the path and that it is a file."
         ) from exc
 
 
-def _check_header(number: int, line: str) -> None:
+def _parse(line: Line) -> Any:
+    if line.error is not None:
+        raise BadRecord(line.error)
     try:
-        header = json.loads(line)
-    except json.JSONDecodeError:
+        return json.loads(line.text)
+    except json.JSONDecodeError as exc:
+        raise BadRecord(f"not JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise BadRecord("JSON nested too deeply") from None
+
+
+def _check_header(line: Line) -> None:
+    try:
+        header = _parse(line)
+    except BadRecord:
         header = None
     if not isinstance(header, dict) or header.get("type") != FORMAT:
         raise StoreError(
-            f"Line {number} is not a Hearth export header; was the file made by "
+            f"Line {line.number} is not a Hearth export header; was the file made by "
             "`hearth memory export`? (For mlx-lm data use import_training_jsonl.)"
         )
-    if int(header.get("version", 0)) > VERSION:
+    version = header.get("version")
+    if type(version) is not int or version < 1:
+        raise StoreError(
+            f"The export header's version is {show(version)}, not a format number; "
+            "was the file edited? Export it again with `hearth memory export`."
+        )
+    if version > VERSION:
         raise StoreError("This export was written by a newer Hearth; upgrade Hearth to import it.")
 
 
-def _insert(db: Database, obj: dict[str, Any]) -> bool:
-    """Insert one exported row unless its key exists. Returns True if inserted."""
-    _kind, table, keys, json_cols, _surrogate = BY_TYPE[obj.pop("type")]
-    row = {k: (to_json(v) if k in json_cols else v) for k, v in obj.items()}
-    where = " AND ".join(f"[{k}] IS ?" for k in keys)
-    if db.execute(f"SELECT 1 FROM [{table}] WHERE {where}", [row.get(k) for k in keys]).fetchone():
-        if table == "system_prompts":  # the same seeded text: take the exported timestamp
+def _insert(db: Database, spec: RecordType, row: dict[str, Any]) -> int | None:
+    """Insert one validated row unless its key exists. Returns its rowid, None if present.
+
+    Column names come from the declared record type, never from the file."""
+    where = " AND ".join(f"[{k}] IS ?" for k in spec.keys)
+    if db.execute(
+        f"SELECT 1 FROM [{spec.table}] WHERE {where}", [row[k] for k in spec.keys]
+    ).fetchone():
+        if spec.table == "system_prompts":  # the same seeded text: take the exported timestamp
             db.execute(
                 "UPDATE system_prompts SET created_at = ? WHERE version = ? AND text = ?",
-                [row.get("created_at"), row.get("version"), row.get("text")],
+                [row["created_at"], row["version"], row["text"]],
             )
-        return False
+        return None
     if (
-        table == "adapter_versions"
-        and row.get("status") == "active"
+        spec.table == "adapter_versions"
+        and row["status"] == "active"
         and db.execute("SELECT 1 FROM adapter_versions WHERE status = 'active'").fetchone()
     ):
-        row["status"] = "retired"
+        row = {**row, "status": "retired"}
     columns = ", ".join(f"[{k}]" for k in row)
-    db.execute(
-        f"INSERT INTO [{table}] ({columns}) VALUES ({', '.join('?' for _ in row)})",
+    cur = db.execute(
+        f"INSERT INTO [{spec.table}] ({columns}) VALUES ({', '.join('?' for _ in row)})",
         list(row.values()),
     )
-    return True
+    return int(cur.lastrowid or 0)
+
+
+def _import_line(db: Database, line: Line) -> tuple[RecordType, int | None]:
+    """Validate and insert one line inside a savepoint (undone alone if SQLite refuses it)."""
+    spec, row = validate(_parse(line))
+    db.execute("SAVEPOINT import_line")
+    try:
+        rowid = _insert(db, spec, row)
+    except sqlite3.Error as exc:
+        db.execute("ROLLBACK TO import_line")
+        db.execute("RELEASE import_line")
+        raise BadRecord(f"conflicts with a row already stored ({exc}); skipped") from None
+    db.execute("RELEASE import_line")
+    return spec, rowid
+
+
+def _drop_orphans(db: Database, inserted: dict[tuple[str, int], tuple[int, str]],
+                  report: ImportReport) -> None:
+    """Remove imported rows that refer to a row neither the store nor the file holds (and
+    rows that then lose theirs), reporting each by line; rows already stored are never
+    touched (the check only finds rows this import added)."""
+    while problems := db.execute("PRAGMA foreign_key_check").fetchall():
+        for table, rowid, parent, _fk in problems:
+            number, kind = inserted.pop((table, rowid), (0, table))
+            if number == 0:
+                raise StoreError(
+                    f"The store already has a row in {table} that refers to a missing {parent} "
+                    "row; run `hearth doctor` before importing."
+                )
+            db.execute(f"DELETE FROM [{table}] WHERE rowid = ?", [rowid])
+            report.added[kind] -= 1
+            report.errors.append((number, f"refers to a {parent} row the file does not contain"))
+    report.added = {k: n for k, n in report.added.items() if n}
+    report.errors.sort()
 
 
 def import_jsonl(db: Database, source: Path) -> ImportReport:
-    """Merge an export into the store in one transaction (foreign keys checked at commit)."""
+    """Merge an export into the store in one transaction. Each line is validated against
+    its record type (`memory.import_schema`); a bad line is reported with its number and
+    the rest imports. Existing rows are never changed."""
     report = ImportReport()
     lines = _read_lines(source)
     first = next(lines, None)
     if first is None:
         raise StoreError(f"{source} is empty; nothing to import.")
-    _check_header(*first)
+    _check_header(first)
+    inserted: dict[tuple[str, int], tuple[int, str]] = {}
     with write(db):
         db.execute("PRAGMA defer_foreign_keys = ON")
-        for number, line in lines:
+        for line in lines:
             try:
-                obj = json.loads(line)
-                kind = obj.get("type") if isinstance(obj, dict) else None
-                if kind not in BY_TYPE:
-                    raise ValueError(f"unknown type {kind!r}")
-                if _insert(db, obj):
-                    report.added[kind] = report.added.get(kind, 0) + 1
-                else:
-                    report.skipped_existing += 1
-            except (ValueError, sqlite3.IntegrityError, sqlite3.InterfaceError) as exc:
-                report.errors.append((number, str(exc)))
-        problems = db.execute("PRAGMA foreign_key_check").fetchall()
-        if problems:
-            raise StoreError(
-                f"The export refers to {len(problems)} row(s) it does not contain (first in "
-                f"table {problems[0][0]}); it may be cut short. Nothing was imported."
-            )
+                spec, rowid = _import_line(db, line)
+            except BadRecord as exc:
+                report.errors.append((line.number, str(exc)))
+                continue
+            if rowid is None:
+                report.skipped_existing += 1
+            else:
+                inserted[(spec.table, rowid)] = (line.number, spec.name)
+                report.added[spec.name] = report.added.get(spec.name, 0) + 1
+        _drop_orphans(db, inserted, report)
     return report
 
 
@@ -278,13 +366,18 @@ def import_training_jsonl(db: Database, source: Path) -> ImportReport:
     """Import mlx-lm JSONL examples as accepted answers (bad lines reported, duplicates skipped)."""
     report = ImportReport()
     with write(db):
-        for number, line in _read_lines(source):
+        for line in _read_lines(source):
             try:
-                prompt, target = _parse_example(json.loads(line))
+                prompt, target = _parse_example(_parse(line))
                 if not target.strip():
                     raise ValueError("the answer is empty")
+                for text in (target, *(m["content"] for m in prompt)):
+                    text.encode("utf-8")
+            except UnicodeEncodeError:
+                report.errors.append((line.number, "not valid UTF-8 text"))
+                continue
             except ValueError as exc:
-                report.errors.append((number, str(exc)))
+                report.errors.append((line.number, str(exc)))
                 continue
             if _add_example(db, f"imported from {source.name}", prompt, target):
                 report.added["example"] = report.added.get("example", 0) + 1

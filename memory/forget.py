@@ -3,8 +3,10 @@ the bytes on disk.
 
 Forgetting a memory (with the versions it replaced), a message, a conversation or a document:
 1. deletes the rows (triggers drop their FTS entries, embeddings and queue rows);
-2. scrubs copies of the text kept elsewhere: the prompt messages and hits recorded with later
-   answers, and corrections, become "[forgotten]";
+2. scrubs copies of the text kept elsewhere, in every form it was recorded in (as typed, and
+   as `agent.llm.prompt.defuse` quotes it): the prompt messages and hits recorded with later
+   answers, corrections, and conversation titles (a title is the start of its first message)
+   become "[forgotten]"; a forgotten document's name goes from the prompts that cited it;
 3. flags every accepted answer that was deleted or scrubbed in `forgotten_examples` (ids only),
    so the adapter layer retrains without it (`forget_generation`, `forgotten_since`);
 4. writes an audit row (kind, ids, time; never content);
@@ -21,13 +23,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from pathlib import PurePath
 from typing import Any
 
 from sqlite_utils import Database
 
 from agent.foundation.ids import now_iso
+from agent.llm.prompt import defuse
 from memory.db import purge_disk, write
 from memory.errors import NotFoundError
+from memory.ingest import display_name
 from memory.records import ForgetReport, from_json, to_json
 
 FORGOTTEN = "[forgotten]"
@@ -45,6 +50,17 @@ def _lines(texts: Iterable[str]) -> list[str]:
         key=len,
         reverse=True,
     )
+
+
+def _forms(texts: Iterable[str]) -> list[str]:
+    """Every form each text can be recorded in inside a prompt (as typed, and as the prompt
+    layer quotes it, defused), longest first."""
+    return sorted({f for t in texts for f in (t, defuse(t))}, key=len, reverse=True)
+
+
+def _needles(texts: list[str]) -> list[str]:
+    """What to replace: each text and each of its lines, in every recorded form."""
+    return _forms(texts) + _forms(_lines(texts))
 
 
 def _scrub_text(text: str, needles: list[str]) -> str:
@@ -85,7 +101,7 @@ def _referencing(
         )
         found.update(r[0] for r in rows)
     scope = ", ".join("?" for _ in conversations)
-    for text in texts:
+    for text in _forms(texts):
         fragment = _json_fragment(text)
         sql = "SELECT id FROM messages WHERE (instr(prompt_messages, ?) > 0 OR instr(hits, ?) > 0)"
         params = [fragment, fragment]
@@ -98,6 +114,23 @@ def _referencing(
     return found
 
 
+def _scrub_titles(db: Database, texts: list[str], conversations: set[str]) -> None:
+    """Titles that are a piece of a forgotten text (the start of a first message) become
+    "[forgotten]"; copies inside other titles are replaced. Short texts only count within
+    `conversations`, as for messages."""
+    needles = _needles(texts)
+    rows = db.execute("SELECT id, title FROM conversations WHERE title IS NOT NULL").fetchall()
+    for cid, title in rows:
+        near = cid in conversations
+        core = title.strip()
+        if core and (near or len(core) >= SHORT) and any(core in t for t in _forms(texts)):
+            new = FORGOTTEN
+        else:
+            new = _scrub_text(title, [n for n in needles if near or len(n) >= SHORT])
+        if new != title:
+            db.execute("UPDATE conversations SET title = ? WHERE id = ?", [new, cid])
+
+
 def _scrub_messages(
     db: Database,
     hit_kind: str,
@@ -105,16 +138,21 @@ def _scrub_messages(
     texts: list[str],
     skip: set[str],
     conversations: set[str] = frozenset(),  # type: ignore[assignment]
+    labels: tuple[str, ...] = (),
 ) -> list[str]:
-    """Replace copies of `texts` in other messages' prompt messages and hits. Returns ids."""
-    needles = sorted(set(texts), key=len, reverse=True) + _lines(texts)
+    """Replace copies of `texts` in other messages' prompt messages and hits, and in titles;
+    `labels` (a document's name) are replaced only in the messages that cited `ids`.
+    Returns the ids of the changed messages."""
+    needles = _needles(texts)
+    citing = _referencing(db, hit_kind, ids, [], set()) if labels else set()
     changed = []
     for mid in sorted(_referencing(db, hit_kind, ids, texts, set(conversations)) - skip):
         pm_json, hits_json = db.execute(
             "SELECT prompt_messages, hits FROM messages WHERE id = ?", [mid]
         ).fetchone()
+        mine = needles + _forms(labels) if mid in citing else needles
         prompt = [
-            {**m, "content": _scrub_text(m.get("content", ""), needles)}
+            {**m, "content": _scrub_text(m.get("content", ""), mine)}
             for m in from_json(pm_json, [])
         ]
         hits = _scrub_hits(from_json(hits_json, []), hit_kind, ids, needles)
@@ -126,12 +164,13 @@ def _scrub_messages(
                 [new_pm, new_hits, mid],
             )
             changed.append(mid)
-    for text in texts:
+    for text in _forms(texts):
         db.execute(
             "UPDATE feedback SET edited_text = replace(edited_text, ?, ?) "
             "WHERE instr(edited_text, ?) > 0",
             [text, FORGOTTEN, text],
         )
+    _scrub_titles(db, texts, set(conversations))
     return changed
 
 
@@ -251,15 +290,16 @@ def forget_conversation(db: Database, conversation_id: str, purge: bool = True) 
 
 def forget_document(db: Database, document: str, purge: bool = True) -> ForgetReport:
     """Forget an ingested document (by id or by path) and all its chunks."""
+    document = display_name(document)  # as ingest stored it (a non-UTF-8 name as \\xNN)
     with write(db):
         row = db.execute(
-            "SELECT id FROM documents WHERE id = ? OR path = ?", [document, document]
+            "SELECT id, path FROM documents WHERE id = ? OR path = ?", [document, document]
         ).fetchone()
         if row is None:
             raise NotFoundError(
                 f"No document {document}; give its id or the full path it was ingested from."
             )
-        doc_id = row[0]
+        doc_id, path = row
         referenced = {
             r[0]
             for r in db.execute(
@@ -282,7 +322,8 @@ def forget_document(db: Database, document: str, purge: bool = True) -> ForgetRe
         )
         db.execute("DELETE FROM chunks WHERE document_id = ?", [doc_id])
         db.execute("DELETE FROM documents WHERE id = ?", [doc_id])
-        scrubbed = _scrub_messages(db, "document", referenced, used_texts, set())
+        labels = (path, PurePath(path).name)  # the source label names the file
+        scrubbed = _scrub_messages(db, "document", referenced, used_texts, set(), labels=labels)
         flagged = _flag_examples(db, scrubbed, "scrubbed")
         _audit(db, "document", [doc_id])
     return _finish(db, ForgetReport("document", [doc_id], scrubbed, flagged), ["chunks_fts"], purge)

@@ -9,17 +9,26 @@ Functions take a sqlite-utils `Database`; `Store` wraps them. Forgetting lives i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from sqlite_utils import Database
 
 from agent.foundation.ids import new_id, now_iso
 from memory.db import write
 from memory.errors import NotFoundError, StoreError
-from memory.records import Accepted, ConversationRecord, MessageRecord, from_json, to_json
+from memory.records import (
+    Accepted,
+    ConversationRecord,
+    FeedbackKind,
+    MessageRecord,
+    Role,
+    final_text,
+    from_json,
+    to_json,
+)
 
-ROLES = ("system", "user", "assistant")
-FEEDBACK_KINDS = ("accepted", "rejected", "edited")
+ROLES: tuple[Role, ...] = get_args(Role)
+FEEDBACK_KINDS: tuple[FeedbackKind, ...] = get_args(FeedbackKind)
 MESSAGE_META = (
     "model_id",
     "adapter_version",
@@ -188,7 +197,7 @@ def accepted_examples(
         Accepted(
             message_id=row["message_id"],
             prompt_messages=from_json(row["prompt_messages"], []),
-            target=row["edited_text"] or row["text"],
+            target=final_text(row["text"], row["edited_text"]),
             created_at=row["created_at"],
             forgotten=bool(row["forgotten"]),
         )

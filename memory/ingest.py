@@ -1,12 +1,14 @@
 """Ingest text files into documents and chunks.
 
 `ingest_path` takes a file or a folder (text, Markdown, code; hidden and tool folders such as
-.git or node_modules are skipped), and for each file: skips it if its content hash is
-unchanged, skips and reports binary files (a NUL byte, or mostly undecodable bytes), decodes
+.git or node_modules are skipped; a symlink whose target lies outside the folder is never
+followed, only reported), and for each file: skips it if its content hash is unchanged,
+skips and reports binary files (a NUL byte anywhere, or mostly undecodable bytes), decodes
 invalid UTF-8 with replacement characters and reports it, splits the text into ~800-character
 chunks on paragraph boundaries with a little overlap, and writes the document and its chunks
-in one transaction, so Ctrl-C never leaves a file half-ingested. A progress hook sees each
-file (the CLI draws a bar from it).
+in one transaction, so Ctrl-C never leaves a file half-ingested. A file name that is not
+valid UTF-8 is stored with its odd bytes written as `\\xNN` (stable, so re-ingest still
+matches it). A progress hook sees each file (the CLI draws a bar from it).
 
 It does not embed (the store drains the embedding queue afterwards) and does not remove
 documents whose files were deleted (forget them explicitly).
@@ -136,6 +138,7 @@ class IngestReport:
     skipped_unchanged: list[str] = field(default_factory=list)
     skipped_binary: list[str] = field(default_factory=list)
     replaced_invalid_utf8: list[str] = field(default_factory=list)
+    skipped_outside: list[str] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
     chunks: int = 0
 
@@ -149,6 +152,8 @@ class IngestReport:
         ]
         if self.replaced_invalid_utf8:
             parts.append(f"{len(self.replaced_invalid_utf8)} with invalid UTF-8 replaced")
+        if self.skipped_outside:
+            parts.append(f"{len(self.skipped_outside)} links leading outside skipped")
         return ", ".join(parts) + f" ({self.chunks} chunks)"
 
 
@@ -169,20 +174,48 @@ def embed_progress(progress: ProgressHook | None) -> Progress | None:
     return lambda done, total: progress(IngestProgress("embedding", done, total))
 
 
-def discover(root: Path) -> list[Path]:
-    """The files to ingest under `root` (or `[root]` for a file), sorted."""
+def display_name(path: Path | str) -> str:
+    """A path as valid UTF-8 text: bytes that are not UTF-8 become `\\xNN`.
+
+    >>> display_name(Path(os.fsdecode(b"caf\\xe9.txt")))
+    'caf\\\\xe9.txt'
+    """
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def inside(path: Path, root: Path) -> bool:
+    """Whether `path`, with every symlink resolved, lies in the resolved `root`."""
+    return path.resolve().is_relative_to(root.resolve())
+
+
+def discover(root: Path, outside: list[str] | None = None) -> list[Path]:
+    """The files to ingest under `root` (or `[root]` for a file), sorted. Symlinks (to files
+    or folders) whose target lies outside `root` are not followed; their names are added
+    to `outside` when given."""
     if root.is_file():
         return [root]
     if not root.is_dir():
         raise NotFoundError(f"{root} does not exist; give a file or folder to ingest.")
     found = []
+    skipped = outside if outside is not None else []
     for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIP_DIRS)
+        keep = []
+        for d in sorted(dirs):
+            if d.startswith(".") or d in SKIP_DIRS:
+                continue
+            if (Path(folder) / d).is_symlink():  # os.walk does not follow it: say so
+                if not inside(Path(folder) / d, root):
+                    skipped.append(display_name(Path(folder) / d))
+                continue
+            keep.append(d)
+        dirs[:] = keep
         for name in files:
             path = Path(folder) / name
-            if name.startswith(".") or not path.is_file():
+            if name.startswith(".") or not (path.suffix.lower() in TEXT_SUFFIXES or not path.suffix):
                 continue
-            if path.suffix.lower() in TEXT_SUFFIXES or not path.suffix:
+            if path.is_symlink() and not inside(path, root):
+                skipped.append(display_name(path))
+            elif path.is_file():
                 found.append(path)
     return sorted(found)
 
@@ -244,7 +277,7 @@ class BinaryFile(Exception):
 
 def decode(data: bytes) -> tuple[str, bool]:
     """Text from bytes: (text, had_invalid_utf8). Raises BinaryFile for binary data."""
-    if b"\0" in data[:8192]:
+    if b"\0" in data:
         raise BinaryFile("contains NUL bytes")
     try:
         return data.decode("utf-8-sig"), False
@@ -255,17 +288,34 @@ def decode(data: bytes) -> tuple[str, bool]:
         return text, True
 
 
-def ingest_file(db: Database, path: Path, report: IngestReport) -> None:
-    """Ingest one file into `report` (one transaction; errors are recorded, not raised)."""
-    name = str(path)
-    try:
-        info = path.stat()
+def _read_regular(real: Path) -> tuple[os.stat_result, bytes | None]:
+    """Stat and read an already-resolved path without following a link put there since
+    (O_NOFOLLOW); the bytes are None when the file is over MAX_BYTES."""
+    fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
         if info.st_size > MAX_BYTES:
-            report.errors.append((name, f"larger than {MAX_BYTES // 2**20} MB; split it first"))
-            return
-        data = path.read_bytes()
+            return info, None
+        return info, f.read(MAX_BYTES + 1)
+
+
+def ingest_file(
+    db: Database, path: Path, report: IngestReport, root: Path | None = None
+) -> None:
+    """Ingest one file into `report` (one transaction; errors are recorded, not raised).
+    With `root`, a file that has become a link leading outside it is skipped, not read."""
+    name = display_name(path)
+    real = path.resolve()
+    if root is not None and not real.is_relative_to(root.resolve()):
+        report.skipped_outside.append(name)
+        return
+    try:
+        info, data = _read_regular(real)
     except OSError as exc:
         report.errors.append((name, exc.strerror or str(exc)))
+        return
+    if data is None:
+        report.errors.append((name, f"larger than {MAX_BYTES // 2**20} MB; split it first"))
         return
     try:
         text, replaced = decode(data)
@@ -273,7 +323,7 @@ def ingest_file(db: Database, path: Path, report: IngestReport) -> None:
         report.skipped_binary.append(name)
         return
     digest = hashlib.sha256(data).hexdigest()
-    resolved = str(path.resolve())
+    resolved = display_name(real)
     existing = db.execute(
         "SELECT id, content_hash FROM documents WHERE path = ?", [resolved]
     ).fetchone()
@@ -315,13 +365,15 @@ def ingest_path(
     guard: Callable[[], AbstractContextManager[object]] = nullcontext,
 ) -> IngestReport:
     """Ingest a file or every text file under a folder; `guard()` is held around each file."""
-    files = discover(root.expanduser())
+    root = root.expanduser()
     report = IngestReport()
+    files = discover(root, report.skipped_outside)
+    within = root if root.is_dir() else None
     for i, path in enumerate(files):
         if progress:
-            progress(IngestProgress("files", i, len(files), str(path)))
+            progress(IngestProgress("files", i, len(files), display_name(path)))
         with guard():
-            ingest_file(db, path, report)
+            ingest_file(db, path, report, within)
     if progress:
         progress(IngestProgress("files", len(files), len(files), None))
     return report
@@ -337,6 +389,7 @@ def list_documents(db: Database) -> list[DocumentRecord]:
 
 def document_chunks(db: Database, document: str) -> list[str]:
     """The chunk texts of a document (by id or path), in order."""
+    document = display_name(document)
     row = db.execute(
         "SELECT id FROM documents WHERE id = ? OR path = ?", [document, document]
     ).fetchone()

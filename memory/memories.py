@@ -16,16 +16,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import get_args
 
 from sqlite_utils import Database
 
 from agent.foundation.ids import new_id, now_iso
 from memory.db import write
 from memory.errors import NotFoundError, StoreError
-from memory.records import MemoryRecord
+from memory.records import MemoryKind, MemoryOrigin, MemoryRecord
 
-MEMORY_KINDS = ("fact", "preference")
-ORIGINS = ("typed", "conversation", "import")
+MEMORY_KINDS: tuple[MemoryKind, ...] = get_args(MemoryKind)
+ORIGINS: tuple[MemoryOrigin, ...] = get_args(MemoryOrigin)
 
 
 def _clean(text: str) -> str:

@@ -9,6 +9,7 @@ Tables: conversations, messages, feedback, memories, system_prompts, settings, d
 forgotten_examples (m001); documents, chunks (m002); embeddings, embed_queue (m003); FTS5 over
 memories/chunks/messages text kept in sync by triggers (m004); adapter_versions (m005);
 the first default system prompt replaced by the current one, unless the user wrote their own (m006).
+experiments, experiment_arms, experiment_decisions (m007, live A/B trials).
 This module does not read or write rows beyond seeding the first system prompt.
 """
 
@@ -301,6 +302,58 @@ def m006_default_prompt_v2(db: Database) -> None:
         [int(latest) + 1, DEFAULT_SYSTEM_PROMPT, now_iso()],
     )
     db.execute("DELETE FROM settings WHERE key = 'active_prompt_version'")
+
+
+@migration
+def m007_experiments(db: Database) -> None:
+    """Live A/B trials: one row per experiment (at most one running), the arm each new
+    conversation was given, and every look of the stopping rule with its numbers."""
+    _run(
+        db,
+        """
+        CREATE TABLE experiments (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('adapter', 'prompt')),
+            status TEXT NOT NULL DEFAULT 'running'
+                CHECK (status IN ('running', 'promoted', 'kept', 'stopped')),
+            incumbent_adapter TEXT,
+            candidate_adapter TEXT REFERENCES adapter_versions(id),
+            incumbent_prompt INTEGER,
+            candidate_prompt INTEGER REFERENCES system_prompts(version),
+            split REAL NOT NULL DEFAULT 0.5 CHECK (split > 0 AND split < 1),
+            rule TEXT,
+            note TEXT,
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            reason TEXT
+        );
+        CREATE UNIQUE INDEX experiments_one_running ON experiments(status)
+            WHERE status = 'running';
+        CREATE TABLE experiment_arms (
+            conversation_id TEXT PRIMARY KEY REFERENCES conversations(id) ON DELETE CASCADE,
+            experiment_id TEXT NOT NULL REFERENCES experiments(id),
+            arm TEXT NOT NULL CHECK (arm IN ('incumbent', 'candidate')),
+            assigned_at TEXT NOT NULL
+        );
+        CREATE INDEX experiment_arms_by_experiment ON experiment_arms(experiment_id, arm);
+        CREATE TABLE experiment_decisions (
+            id INTEGER PRIMARY KEY,
+            experiment_id TEXT NOT NULL REFERENCES experiments(id),
+            created_at TEXT NOT NULL,
+            action TEXT NOT NULL CHECK (action IN ('continue', 'promote', 'keep', 'stop')),
+            look INTEGER,
+            n_a INTEGER NOT NULL,
+            acc_a INTEGER NOT NULL,
+            n_b INTEGER NOT NULL,
+            acc_b INTEGER NOT NULL,
+            p_better REAL,
+            p_same REAL,
+            numbers TEXT,
+            reason TEXT NOT NULL
+        );
+        CREATE INDEX experiment_decisions_by_experiment ON experiment_decisions(experiment_id, id);
+        """,
+    )
 
 
 def applied(db: Database) -> list[str]:

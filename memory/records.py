@@ -7,8 +7,16 @@ no database handle; they do not load or save anything themselves.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, is_dataclass
-from typing import Any
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant"]
+FeedbackKind = Literal["accepted", "rejected", "edited"]
+MemoryKind = Literal["fact", "preference"]
+MemoryOrigin = Literal["typed", "conversation", "import"]
+HitKind = Literal["memory", "document", "history"]
+AdapterStatus = Literal["training", "candidate", "rejected", "active", "retired", "failed"]
 
 
 def to_json(value: Any) -> str | None:
@@ -32,6 +40,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def final_text(text: str, edited_text: str | None) -> str:
+    """An answer's final text, the one rule for it: the latest edit wins, whatever verdict
+    (accepted, rejected) follows it; with no edit it is the answer as generated. The chat
+    shows it, a resumed conversation continues from it, and training learns it.
+
+    >>> final_text("draft", None), final_text("draft", "fixed")
+    ('draft', 'fixed')
+    """
+    return edited_text if edited_text else text
+
+
 @dataclass(frozen=True)
 class ConversationRecord:
     id: str
@@ -48,7 +67,7 @@ class MessageRecord:
 
     id: str
     conversation_id: str
-    role: str
+    role: Role
     text: str
     created_at: str
     model_id: str | None = None
@@ -60,8 +79,13 @@ class MessageRecord:
     tokens_completion: int | None = None
     latency_ms: float | None = None
     tokens_per_s: float | None = None
-    feedback: str | None = None
+    feedback: FeedbackKind | None = None
     edited_text: str | None = None
+
+    @property
+    def final_text(self) -> str:
+        """The answer as the user last left it (`final_text`: the latest edit wins)."""
+        return final_text(self.text, self.edited_text)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> MessageRecord:
@@ -94,8 +118,8 @@ class MemoryRecord:
 
     id: str
     text: str
-    kind: str
-    origin: str
+    kind: MemoryKind
+    origin: MemoryOrigin
     source_message_id: str | None
     created_at: str
     updated_at: str
@@ -107,6 +131,55 @@ class MemoryRecord:
         data = {k: v for k, v in row.items() if k in cls.__dataclass_fields__}
         data["pinned"] = bool(data["pinned"])
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class AdapterRecord(Mapping[str, Any]):
+    """One adapter-registry row, `hyperparams` and `metrics` decoded from JSON.
+
+    Read it by attribute (`row.status`); it also reads as a read-only mapping (`row["id"]`,
+    `row.get("path")`, `{**row}`), as the adapters layer does, which sees the store only
+    through a protocol. Columns a later migration adds land in `extra`."""
+
+    id: str
+    created_at: str
+    updated_at: str
+    status: AdapterStatus = "candidate"
+    base_model_id: str | None = None
+    base_checksum: str | None = None
+    path: str | None = None
+    dataset_snapshot: str | None = None
+    n_train: int | None = None
+    n_valid: int | None = None
+    hyperparams: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None
+    verdict: str | None = None
+    reason: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> AdapterRecord:
+        names = set(cls.__dataclass_fields__) - {"extra"}
+        data = {k: v for k, v in row.items() if k in names}
+        for key in ("hyperparams", "metrics"):
+            data[key] = from_json(data.get(key))
+        return cls(**data, extra={k: v for k, v in row.items() if k not in names})
+
+    def _names(self) -> list[str]:
+        return [n for n in self.__dataclass_fields__ if n != "extra"] + list(self.extra)
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self.extra:
+            return self.extra[key]
+        if key == "extra" or key not in self.__dataclass_fields__:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
 
 
 @dataclass(frozen=True)

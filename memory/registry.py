@@ -3,19 +3,19 @@
 The adapter lifecycle's *logic* (train, evaluate, promote) lives in `adapters/`; this module is
 only its SQL. `set_active_adapter` is one transaction: the previous active row becomes
 'retired' and the new one 'active'; a partial unique index guarantees at most one active row.
-Adapter rows are plain dicts with `hyperparams` and `metrics` decoded from JSON.
+Adapter rows come back as `memory.records.AdapterRecord` (hyperparams and metrics decoded).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from sqlite_utils import Database
 
 from agent.foundation.ids import new_id, now_iso
 from memory.db import write
 from memory.errors import NotFoundError, StoreError
-from memory.records import from_json, to_json
+from memory.records import AdapterRecord, AdapterStatus, from_json, to_json
 
 ADAPTER_FIELDS = (
     "base_model_id",
@@ -31,7 +31,7 @@ ADAPTER_FIELDS = (
     "status",
 )
 ADAPTER_JSON = ("hyperparams", "metrics")
-ADAPTER_STATUSES = ("training", "candidate", "rejected", "active", "retired", "failed")
+ADAPTER_STATUSES: tuple[AdapterStatus, ...] = get_args(AdapterStatus)
 
 
 # -- system prompts -------------------------------------------------------------------------
@@ -39,18 +39,34 @@ ADAPTER_STATUSES = ("training", "candidate", "rejected", "active", "retired", "f
 
 ACTIVE_PROMPT_KEY = "active_prompt_version"
 """Setting naming the active system-prompt version; absent = the newest version."""
+_UNPROMOTED_TRIAL_PROMPTS = (
+    "SELECT candidate_prompt FROM experiments WHERE candidate_prompt IS NOT NULL "
+    "AND status != 'promoted'"
+)
 
 
 def active_system_prompt(db: Database) -> tuple[int, str]:
-    """The active system-prompt version and its text (the newest unless one was activated)."""
+    """The active system-prompt version and its text: the one activated (`hearth prompts
+    activate`), else the newest, leaving out candidate prompts of A/B trials that are running
+    or were not promoted (m007): they serve only their trial arm."""
     chosen = get_setting(db, ACTIVE_PROMPT_KEY)
     if chosen is not None:
-        row = db.execute("SELECT version, text FROM system_prompts WHERE version = ?", [chosen]).fetchone()
-        if row is not None:
-            return int(row[0]), str(row[1])
-    row = db.execute("SELECT version, text FROM system_prompts ORDER BY version DESC LIMIT 1")
+        found = db.execute("SELECT version, text FROM system_prompts WHERE version = ?", [chosen]).fetchone()
+        if found is not None:
+            return int(found[0]), str(found[1])
+    row = db.execute(
+        f"SELECT version, text FROM system_prompts WHERE version NOT IN "
+        f"({_UNPROMOTED_TRIAL_PROMPTS}) ORDER BY version DESC LIMIT 1"
+    )
     version, text = row.fetchone()
     return int(version), str(text)
+
+
+def get_system_prompt(db: Database, version: int) -> str:
+    row = db.execute("SELECT text FROM system_prompts WHERE version = ?", [version]).fetchone()
+    if row is None:
+        raise NotFoundError(f"No system prompt version {version}.")
+    return str(row[0])
 
 
 def add_system_prompt(db: Database, text: str) -> int:
@@ -112,11 +128,8 @@ def set_setting(db: Database, key: str, value: Any) -> None:
 # -- adapter versions -----------------------------------------------------------------------
 
 
-def _adapter_row(row: dict[str, Any]) -> dict[str, Any]:
-    out = dict(row)
-    for key in ADAPTER_JSON:
-        out[key] = from_json(out.get(key))
-    return out
+def _adapter_row(row: dict[str, Any]) -> AdapterRecord:
+    return AdapterRecord.from_row(row)
 
 
 def _check_fields(fields: dict[str, Any]) -> None:
@@ -172,20 +185,20 @@ def update_adapter_version(db: Database, id: str, **fields: Any) -> None:
         )
 
 
-def get_adapter_version(db: Database, id: str) -> dict[str, Any]:
+def get_adapter_version(db: Database, id: str) -> AdapterRecord:
     rows = list(db.query("SELECT * FROM adapter_versions WHERE id = ?", [id]))
     if not rows:
         raise NotFoundError(f"No adapter version {id}; list them with `hearth adapters list`.")
     return _adapter_row(rows[0])
 
 
-def list_adapter_versions(db: Database) -> list[dict[str, Any]]:
+def list_adapter_versions(db: Database) -> list[AdapterRecord]:
     """Oldest first."""
     sql = "SELECT * FROM adapter_versions ORDER BY created_at, id"
     return [_adapter_row(row) for row in db.query(sql)]
 
 
-def active_adapter(db: Database) -> dict[str, Any] | None:
+def active_adapter(db: Database) -> AdapterRecord | None:
     rows = list(db.query("SELECT * FROM adapter_versions WHERE status = 'active'"))
     return _adapter_row(rows[0]) if rows else None
 

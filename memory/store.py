@@ -21,7 +21,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from sqlite_utils import Database
 
 from agent.foundation import paths
-from memory import export, forget, history, ingest, memories, registry, vectors
+from memory import experiments, export, forget, history, ingest, memories, registry, vectors
 from memory.db import corrupt_error, fix_permissions, open_database, purge_disk
 from memory.embed import Embedder, EmbedderLike
 from memory.errors import StoreError
@@ -29,6 +29,7 @@ from memory.memories import Suggestion, suggest_memories
 from memory.migrations import migrate
 from memory.records import (
     Accepted,
+    AdapterRecord,
     ConversationRecord,
     DocumentRecord,
     ForgetReport,
@@ -335,20 +336,81 @@ class Store:
         registry.update_adapter_version(self.db, id, **fields)
 
     @_locked
-    def get_adapter_version(self, id: str) -> dict[str, Any]:
+    def get_adapter_version(self, id: str) -> AdapterRecord:
         return registry.get_adapter_version(self.db, id)
 
     @_locked
-    def list_adapter_versions(self) -> list[dict[str, Any]]:
+    def list_adapter_versions(self) -> list[AdapterRecord]:
         return registry.list_adapter_versions(self.db)
 
     @_locked
-    def active_adapter(self) -> dict[str, Any] | None:
+    def active_adapter(self) -> AdapterRecord | None:
         return registry.active_adapter(self.db)
 
     @_locked
     def set_active_adapter(self, id: str | None) -> None:
         registry.set_active_adapter(self.db, id)
+
+    @_locked
+    def get_system_prompt(self, version: int) -> str:
+        return registry.get_system_prompt(self.db, version)
+
+    # -- A/B experiments (rows only; the policy is adapters.experiments) -----------------------
+
+    @_locked
+    def add_experiment(self, kind: str, **fields: Any) -> str:
+        return experiments.add_experiment(self.db, kind, **fields)
+
+    @_locked
+    def get_experiment(self, experiment_id: str) -> dict[str, Any]:
+        return experiments.get_experiment(self.db, experiment_id)
+
+    @_locked
+    def list_experiments(self) -> list[dict[str, Any]]:
+        return experiments.list_experiments(self.db)
+
+    @_locked
+    def running_experiment(self) -> dict[str, Any] | None:
+        return experiments.running_experiment(self.db)
+
+    @_locked
+    def end_experiment(self, experiment_id: str, status: str, reason: str) -> bool:
+        return experiments.end_experiment(self.db, experiment_id, status, reason)
+
+    @_locked
+    def assign_arm(self, experiment_id: str, conversation_id: str, arm: str) -> str:
+        return experiments.assign_arm(self.db, experiment_id, conversation_id, arm)
+
+    @_locked
+    def conversation_arm(self, conversation_id: str) -> tuple[str, str] | None:
+        return experiments.conversation_arm(self.db, conversation_id)
+
+    @_locked
+    def conversation_created(self, conversation_id: str) -> str | None:
+        return experiments.conversation_created(self.db, conversation_id)
+
+    @_locked
+    def add_experiment_decision(self, experiment_id: str, action: str, numbers: dict[str, Any],
+                                reason: str) -> int:
+        return experiments.add_decision(self.db, experiment_id, action, numbers, reason)
+
+    @_locked
+    def experiment_decisions(self, experiment_id: str) -> list[dict[str, Any]]:
+        return experiments.decisions(self.db, experiment_id)
+
+    @_locked
+    def experiment_answers(self, experiment_id: str) -> list[experiments.RatedAnswer]:
+        return experiments.experiment_answers(self.db, experiment_id)
+
+    @_locked
+    def rated_answers(self, adapter_version: str | None = None, since: str | None = None,
+                      limit: int | None = None, kinds: tuple[str, ...] | None = None
+                      ) -> list[experiments.RatedAnswer]:
+        return experiments.rated_answers(self.db, adapter_version, since, limit, kinds)
+
+    @_locked
+    def recent_questions(self, limit: int, since: str | None = None) -> list[str]:
+        return experiments.recent_questions(self.db, limit, since)
 
     # -- export, import, backup ----------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from tui.errors import describe
 from tui.model_thread import ModelThread, ModelThreadClosed
 from tui.screens.adapters import AdaptersScreen
 from tui.screens.chat import ChatScreen
+from tui.screens.experiments import ExperimentsScreen
 from tui.screens.history import HistoryScreen
 from tui.screens.memory import MemoryScreen
 from tui.screens.settings import SettingsScreen
@@ -53,6 +54,7 @@ class HearthApp(App[int]):
         "memory": MemoryScreen,
         "adapters": AdaptersScreen,
         "settings": SettingsScreen,
+        "experiments": ExperimentsScreen,
     }
     DEFAULT_MODE = "chat"
     BINDINGS = [
@@ -61,6 +63,7 @@ class HearthApp(App[int]):
         Binding("f3", "goto('memory')", "Memory", show=False),
         Binding("f4", "goto('adapters')", "Adapters", show=False),
         Binding("f5", "goto('settings')", "Settings", show=False),
+        Binding("f6", "goto('experiments')", "Experiments", show=False),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
     ]
 
@@ -122,12 +125,16 @@ class HearthApp(App[int]):
             backend = self.model_thread.call(services.backend_label)
             chat = services.new_chat(runtime, self.store, options)
             notice = self.model_thread.call(services.sync_adapter, chat)
+            stale = services.drift_status(self.store)
         except ModelThreadClosed:
             return  # quitting
         except Exception as exc:  # noqa: BLE001 - shown to the user, never a traceback
             self.call_from_thread(self._model_failed, exc)
             return
         self.call_from_thread(self._model_ready, runtime, chat, backend, notice)
+        if stale:
+            self.call_from_thread(self.set_status, stale=stale)
+            self.call_from_thread(self.notify, f"{stale}; the next refresh retrains it")
 
     def _conversion(self, done: int, total: int) -> None:
         percent = int(100 * done / total) if total else 0
@@ -212,6 +219,8 @@ class HearthApp(App[int]):
         for mode, key, label in SCREENS:
             yield SystemCommand(f"Go to {label}", f"Open the {label} screen ({key})",
                                 partial(self.action_goto, mode))
+        yield SystemCommand("Go to Experiments", "A/B trials of adapters and prompts (F6)",
+                            partial(self.action_goto, "experiments"))
 
     async def open_conversation(self, conversation_id: str) -> None:
         """Show a stored conversation in the chat screen and continue it there."""

@@ -9,8 +9,7 @@ thread (`tui.model_thread`); they say so.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from adapters.jobs import refresh
@@ -23,6 +22,8 @@ from agent.llm import convert, models
 if TYPE_CHECKING:
     from agent.core.turn import Chat
     from agent.llm.runtime import Runtime, SamplingOptions
+    from memory.records import AdapterRecord, MessageRecord
+    from memory.retrieval import Hit
     from memory.store import Store
 
 SAMPLING_KEY = "sampling"
@@ -92,40 +93,25 @@ def offline() -> bool:
 # -- conversations -------------------------------------------------------------------------
 
 
-def field(row: Any, name: str, default: Any = None) -> Any:
-    """Read `name` from a record dataclass or a dict alike.
-
-    >>> field({"a": 1}, "a"), field(object(), "a", 0)
-    (1, 0)
-    """
-    if isinstance(row, dict):
-        return row.get(name, default)
-    return getattr(row, name, default)
+def shown_text(message: MessageRecord) -> str:
+    """An answer as the user last left it (memory's one rule: the latest edit wins)."""
+    return message.final_text
 
 
-def shown_text(message: Any) -> str:
-    """An answer as the user last left it: their correction when they edited it."""
-    edited = field(message, "edited_text")
-    if field(message, "feedback") == "edited" and edited:
-        return str(edited)
-    return str(field(message, "text", ""))
-
-
-def conversation(store: Store, conversation_id: str) -> list[Any]:
+def conversation(store: Store, conversation_id: str) -> list[MessageRecord]:
     """The user and assistant messages of a stored conversation, oldest first."""
     rows = store.conversation_messages(conversation_id)
-    return [m for m in rows if field(m, "role") in ("user", "assistant")]
+    return [m for m in rows if m.role in ("user", "assistant")]
 
 
-def resume(chat: Chat, conversation_id: str, messages: Iterable[Any]) -> None:
+def resume(chat: Chat, conversation_id: str, messages: Iterable[MessageRecord]) -> None:
     """Point `chat` at a stored conversation so the next `send` continues it."""
     chat.new_conversation()
     chat.conversation_id = conversation_id
     for m in messages:
-        role = field(m, "role")
-        chat.history.append({"role": role, "content": shown_text(m)})
-        if role == "assistant":
-            chat.last_answer_id = field(m, "id")
+        chat.history.append({"role": m.role, "content": shown_text(m)})
+        if m.role == "assistant":
+            chat.last_answer_id = m.id
 
 
 def carry_over(old: Chat, new: Chat) -> None:
@@ -135,10 +121,14 @@ def carry_over(old: Chat, new: Chat) -> None:
     new.last_answer_id = old.last_answer_id
 
 
-def sources(hits: Iterable[Any] | None) -> list[tuple[str, str]]:
-    """(label, text) pairs for the sources an answer used (Hit objects or stored dicts)."""
-    return [(str(field(h, "source", "") or field(h, "kind", "")), str(field(h, "text", "")))
-            for h in hits or []]
+def sources(hits: Iterable[Hit | dict[str, Any]] | None) -> list[tuple[str, str]]:
+    """(label, text) pairs for the sources an answer used: live `Hit`s, or the dicts a
+    stored message keeps (`Hit.to_dict()`)."""
+    pairs = []
+    for hit in hits or []:
+        data = hit if isinstance(hit, dict) else hit.to_dict()
+        pairs.append((str(data.get("source") or data.get("kind") or ""), str(data.get("text") or "")))
+    return pairs
 
 
 class _StoreOnly:
@@ -194,54 +184,33 @@ def local_models() -> list[str]:
 # -- adapters ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ColdStart:
-    """How close the user is to their first (or next) personal adapter."""
-
-    accepted: int
-    """Accepted or edited answers that can be trained on."""
-    threshold: int
-    """Below this many no adapter is trained (the refresh policy's `min_accepted`)."""
-    new_needed: int
-    """New accepted answers a scheduled refresh waits for after the active adapter."""
-    new_since_active: int | None
-    """Accepted answers the active adapter has not seen (None: no adapter yet)."""
-
-    @property
-    def reached(self) -> bool:
-        return self.accepted >= self.threshold
-
-    def summary(self) -> str:
-        """One short line for the adapters screen (a gauge sits beside it).
-
-        >>> ColdStart(7, 20, 10, None).summary()
-        'Accepted answers 7/20: 13 more before the first adapter'
-        >>> ColdStart(25, 20, 10, 3).summary()
-        'Accepted answers 25: 3 new since the active adapter'
-        """
-        if not self.reached:
-            more = self.threshold - self.accepted
-            return f"Accepted answers {self.accepted}/{self.threshold}: {more} more before the first adapter"
-        if self.new_since_active is None:
-            return f"Accepted answers {self.accepted}: enough to train an adapter (t)"
-        return f"Accepted answers {self.accepted}: {self.new_since_active} new since the active adapter"
+ColdStart = refresh.ColdStart
+"""How close the user is to their first (or next) personal adapter: the refresh's own count."""
 
 
 def cold_start(store: Store) -> ColdStart:
-    policy = refresh.settings(store)[2]
-    accepted = {a.message_id for a in store.accepted_examples()}
-    active = store.active_adapter()
-    since = None
-    if active is not None and active.get("path"):
-        try:
-            seen = set(registry.read_manifest(Path(active["path"])).get("message_ids", []))
-        except Exception:  # noqa: BLE001 - an unreadable manifest: count everything as new
-            seen = set()
-        since = len(accepted - seen)
-    return ColdStart(len(accepted), int(policy.min_accepted), int(policy.min_new_accepted), since)
+    """The gauge's numbers, counted exactly as the next refresh will decide."""
+    return refresh.cold_start(store)
 
 
-def adapter_versions(store: Store) -> list[dict[str, Any]]:
+def cold_start_summary(gauge: ColdStart) -> str:
+    """One short line for the adapters screen (a gauge sits beside it).
+
+    >>> cold_start_summary(ColdStart(7, 20, 7, 10, None, ""))
+    'Accepted answers 7/20: 13 more before the first adapter'
+    >>> cold_start_summary(ColdStart(25, 20, 3, 10, "v2", ""))
+    'Accepted answers 25: 3 new since v2 (10 retrain it)'
+    """
+    if not gauge.reached:
+        more = gauge.needed - gauge.count
+        return f"Accepted answers {gauge.count}/{gauge.needed}: {more} more before the first adapter"
+    if gauge.latest is None:
+        return f"Accepted answers {gauge.count}: enough to train an adapter (t)"
+    return (f"Accepted answers {gauge.count}: {gauge.new} new since {gauge.latest} "
+            f"({gauge.new_needed} retrain it)")
+
+
+def adapter_versions(store: Store) -> list[AdapterRecord]:
     """Registry rows, newest first."""
     return list(reversed(store.list_adapter_versions()))
 
@@ -261,3 +230,35 @@ def rollback_adapter(store: Store, base_checksum: str | None) -> str | None:
 def sync_adapter(chat: Chat) -> str | None:
     """Serve the store's active adapter now; returns a notice. Model thread only."""
     return chat.sync_adapter()
+
+
+# -- experiments (A/B trials) ----------------------------------------------------------------
+
+
+def experiment_summaries(store: Store) -> list[Any]:
+    """Every trial as an `adapters.training.experiments.Summary`, newest first."""
+    from adapters.training import experiments
+
+    return [experiments.summary(store, row["id"]) for row in reversed(store.list_experiments())]
+
+
+def start_adapter_trial(store: Store, version: str, base_checksum: str | None) -> str:
+    """Put a gated candidate adapter on trial; returns the trial id."""
+    from adapters.training import experiments
+
+    return experiments.start_adapter_trial(store, version, base_checksum)
+
+
+def stop_experiment(store: Store) -> str:
+    """End the running trial (the incumbent serves from the next turn); returns its id."""
+    from adapters.training import experiments
+
+    return experiments.stop(store)
+
+
+def drift_status(store: Store) -> str | None:
+    """Run the drift monitor on acceptance; why the serving adapter is stale, or None."""
+    from adapters.training import drift
+
+    drift.check(store)
+    return drift.stale_reason(store)

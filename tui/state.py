@@ -23,3 +23,5 @@ class AppStatus:
     """True while the process refuses network connections."""
     activity: str | None = None
     """Background work worth a glance: 'answering…', 'training 12/40'."""
+    stale: str | None = None
+    """Why the serving adapter is marked stale by the drift monitor (None: it is not)."""

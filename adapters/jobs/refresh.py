@@ -23,13 +23,13 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from adapters.jobs import conditions
-from adapters.training import evaluate, files, gate, registry
+from adapters.training import drift, evaluate, files, gate, registry
 from adapters.training.config import GateConfig, RefreshPolicy, TrainConfig
 from adapters.training.dataset import Snapshot, make_snapshot
 from adapters.training.errors import AdapterError
@@ -48,12 +48,15 @@ LOG_NAME = "refresh.jsonl"
 BASE_PROBE_KEY = "adapters.base_probe"
 
 
+RefreshStatus = Literal["busy", "skipped", "cold_start", "up_to_date", "deactivated",
+                        "promoted", "rejected"]
+
+
 @dataclass
 class RefreshResult:
-    """What a refresh did: status is one of busy, skipped, cold_start, up_to_date,
-    deactivated, promoted, rejected."""
+    """What a refresh did (`status`) and why (`reason`)."""
 
-    status: str
+    status: RefreshStatus
     reason: str
     version: str | None = None
     verdict: Verdict | None = None
@@ -127,27 +130,23 @@ def _refresh(store: Store, base: registry.Base, policy: RefreshPolicy, config: T
     if not force and (why := skip_reason(store, policy)):
         return RefreshResult("skipped", why)
     snapshot = make_snapshot(store.accepted_examples(), policy.valid_fraction, policy.min_valid)
-    n = len(snapshot)
+    gauge = cold_start(store, policy, snapshot)
+    n, new = gauge.count, gauge.new
     active = store.active_adapter()
     forgotten = _forgotten_ids(store) & _trained_ids(active)
-    latest = _latest_trained(store)  # new data counts from the last version trained, kept or not
-    new = len(set(snapshot.message_ids) - _trained_ids(latest))
     counts = {"accepted": n, "new": new, "forgotten_in_active": len(forgotten)}
-    if n < policy.min_accepted:
+    stale = _stale(store, log)
+    if not gauge.reached:
         if forgotten and active is not None:
             store.set_active_adapter(None)
             return RefreshResult("deactivated", f"adapter {active['id']} was trained on "
                                  f"{len(forgotten)} forgotten answer(s) and only {n}/"
                                  f"{policy.min_accepted} accepted answers remain to retrain; "
                                  "the base model serves", counts=counts)
-        return RefreshResult("cold_start", f"{n}/{policy.min_accepted} accepted answers: the "
-                             "adapter trains from there; prompt examples and retrieval "
-                             "personalise until then", counts=counts)
-    if not force and not forgotten:
-        if latest is not None and new < policy.min_new_accepted:
-            return RefreshResult("up_to_date", f"{new}/{policy.min_new_accepted} new accepted "
-                                 f"answers since {latest['id']} ({latest['status']}): nothing "
-                                 "to retrain", counts=counts)
+        return RefreshResult("cold_start", gauge.reason, counts=counts)
+    if not force and not forgotten and not stale:
+        if not gauge.enough_new:
+            return RefreshResult("up_to_date", gauge.reason, counts=counts)
         if (same := _same_run(store, snapshot, config)) is not None:
             return RefreshResult("up_to_date", f"{same['id']} was already trained on exactly "
                                  f"this data ({same['status']}): accept more answers",
@@ -161,6 +160,74 @@ def _refresh(store: Store, base: registry.Base, policy: RefreshPolicy, config: T
                           "model serves now")
     result.counts.update(counts)
     return result
+
+
+def _stale(store: Any, log: _Log) -> str | None:
+    """Run the drift monitor; a stale serving adapter is retrained without waiting for
+    `min_new_accepted` new answers."""
+    try:
+        drift.check(store, embedder=getattr(store, "embedder", None))
+        reason = drift.stale_reason(store)
+    except Exception as exc:  # noqa: BLE001 - the monitor must never stop a refresh
+        log({"event": "warning", "note": f"drift check failed: {exc}"})
+        return None
+    if reason:
+        log({"event": "stale", "note": reason})
+    return reason
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    """How far the store is from the next training, counted the way `refresh` decides (the
+    app's gauge shows this record, so the gauge and the refresh cannot disagree)."""
+
+    count: int
+    """Accepted or edited answers in the dataset (deduplicated, forgotten ones left out)."""
+    needed: int
+    """Below this many nothing is trained (`RefreshPolicy.min_accepted`)."""
+    new: int
+    """Of those, answers the latest trained version (kept or not) was not trained on."""
+    new_needed: int
+    """New answers a refresh waits for after a trained version (`min_new_accepted`)."""
+    latest: str | None
+    """The latest trained version (None: none yet)."""
+    reason: str
+    """One line saying where this leaves the next refresh."""
+
+    @property
+    def reached(self) -> bool:
+        """Enough accepted answers to train at all."""
+        return self.count >= self.needed
+
+    @property
+    def enough_new(self) -> bool:
+        """Enough new answers to train again (always, before the first version)."""
+        return self.latest is None or self.new >= self.new_needed
+
+
+def cold_start(store: Store, policy: RefreshPolicy | None = None,
+               snapshot: Snapshot | None = None) -> ColdStart:
+    """The cold-start count: the dataset a refresh would build now, against `policy` (the
+    user's stored one by default) and the latest trained version."""
+    policy = policy or settings(store)[2]
+    if snapshot is None:
+        snapshot = make_snapshot(store.accepted_examples(), policy.valid_fraction,
+                                 policy.min_valid)
+    latest = _latest_trained(store)  # new data counts from the last version trained, kept or not
+    n = len(snapshot)
+    new = len(set(snapshot.message_ids) - _trained_ids(latest))
+    if n < policy.min_accepted:
+        reason = (f"{n}/{policy.min_accepted} accepted answers: the adapter trains from "
+                  "there; prompt examples and retrieval personalise until then")
+    elif latest is not None and new < policy.min_new_accepted:
+        reason = (f"{new}/{policy.min_new_accepted} new accepted answers since {latest['id']} "
+                  f"({latest['status']}): nothing to retrain")
+    elif latest is None:
+        reason = f"{n} accepted answers: enough to train the first adapter"
+    else:
+        reason = f"{new} new accepted answers since {latest['id']}: enough to retrain"
+    return ColdStart(n, int(policy.min_accepted), new, int(policy.min_new_accepted),
+                     None if latest is None else str(latest["id"]), reason)
 
 
 def skip_reason(store: Store, policy: RefreshPolicy) -> str | None:
@@ -183,7 +250,7 @@ def _latest_trained(store: Store) -> dict[str, Any] | None:
     return None
 
 
-def _trained_ids(row: dict[str, Any] | None) -> set[str]:
+def _trained_ids(row: Mapping[str, Any] | None) -> set[str]:
     if not row or not row.get("path"):
         return set()
     try:
@@ -247,7 +314,7 @@ def train_and_judge(store: Store, base: registry.Base, snapshot: Snapshot, confi
         registry.fail(store, version, f"{type(exc).__name__}: {exc}")
         raise
     files.remove_tree(run_dir)  # holds copies of the user's answers; the lineage stays
-    status = "promoted" if verdict.promote else "rejected"
+    status: RefreshStatus = "promoted" if verdict.promote else "rejected"
     return RefreshResult(status, f"{version} {status}: {verdict.reason}", version, verdict)
 
 

@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 import tempfile
-import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,7 +36,6 @@ MANIFEST = "hearth-adapter.json"
 FORMAT_VERSION = 1
 ADAPTER_FILES = ("adapter_config.json", "adapters.safetensors")
 HISTORY_KEY = "adapters.activation_history"
-PAUSE_ENV = "HEARTH_ADAPTERS_PAUSE_AT"  # tests: stop at a promotion stage so it can be killed
 _VERSION = re.compile(r"^v(\d+)$")
 
 
@@ -45,9 +44,9 @@ class RegistryStore(Protocol):
 
     def add_adapter_version(self, **fields: Any) -> str: ...
     def update_adapter_version(self, id: str, **fields: Any) -> None: ...
-    def get_adapter_version(self, id: str) -> dict[str, Any]: ...
-    def list_adapter_versions(self) -> list[dict[str, Any]]: ...
-    def active_adapter(self) -> dict[str, Any] | None: ...
+    def get_adapter_version(self, id: str) -> Mapping[str, Any]: ...
+    def list_adapter_versions(self) -> Sequence[Mapping[str, Any]]: ...
+    def active_adapter(self) -> Mapping[str, Any] | None: ...
     def set_active_adapter(self, id: str | None) -> None: ...
     def get_setting(self, key: str, default: Any = None) -> Any: ...
     def set_setting(self, key: str, value: Any) -> None: ...
@@ -64,13 +63,6 @@ class Base:
 
 def root() -> Path:
     return paths.adapters_dir()
-
-
-def _pause(stage: str) -> None:
-    """Test hook: with HEARTH_ADAPTERS_PAUSE_AT=<stage>, announce the stage and wait to be killed."""
-    if os.environ.get(PAUSE_ENV) == stage:
-        (root() / f".paused-{stage}").write_text(str(os.getpid()))
-        time.sleep(600)
 
 
 # -- versions and lineage --------------------------------------------------------------------
@@ -114,24 +106,22 @@ def write_folder(version: str, adapter_dir: Path, lineage: dict[str, Any]) -> Pa
         for f in tmp.iterdir():
             os.chmod(f, 0o600)
         files.fsync_tree(tmp)
-        _pause("copied")
         os.rename(tmp, target)
         files.fsync_dir(root())
     except BaseException:
         files.remove_tree(tmp)
         raise
-    _pause("renamed")
     return target
 
 
 def record(store: RegistryStore, version: str, folder: Path, promote: bool, verdict: str,
-           reason: str, metrics: dict[str, Any]) -> None:
-    """Store the outcome on the row; a promoted version becomes active last."""
+           reason: str, metrics: dict[str, Any], activate: bool = True) -> None:
+    """Store the outcome on the row; a promoted version becomes active last (unless
+    `activate` is False: it waits as a gated candidate, e.g. for an A/B trial)."""
     status = "candidate" if promote else "rejected"
     store.update_adapter_version(version, path=str(folder), status=status, verdict=verdict,
                                  reason=reason, metrics=metrics)
-    _pause("recorded")
-    if promote:
+    if promote and activate:
         _activate_row(store, version)
 
 
@@ -172,14 +162,14 @@ def verify(folder: Path, base_checksum: str | None = None) -> dict[str, Any]:
     return manifest
 
 
-def get(store: RegistryStore, version: str) -> dict[str, Any]:
+def get(store: RegistryStore, version: str) -> Mapping[str, Any]:
     try:
         return store.get_adapter_version(version)
     except Exception as exc:  # the Store raises its own NotFoundError
         raise AdapterError(f"no adapter version {version!r}; see `hearth adapters list`") from exc
 
 
-def servable(row: dict[str, Any], base_checksum: str | None) -> Path:
+def servable(row: Mapping[str, Any], base_checksum: str | None) -> Path:
     """The row's folder if it may be served on this base; AdapterError says why not."""
     if row.get("status") in ("rejected", "training", "failed") or not row.get("path"):
         raise AdapterError(f"adapter {row['id']} is {row.get('status')} and is never served; "

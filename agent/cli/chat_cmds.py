@@ -118,6 +118,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
             "conversation_id": chat.conversation_id,
             "model": chat.runtime.ref.id,
             "adapter": done.adapter_version,
+            "arm": done.arm,
             "finish_reason": stats.finish_reason if stats else None,
             "prompt_tokens": stats.prompt_tokens if stats else None,
             "generated_tokens": stats.generated_tokens if stats else None,

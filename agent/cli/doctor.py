@@ -153,9 +153,30 @@ def check_adapter() -> Check:
     return Check("adapter", True, f"{row['id']} at {path} (checksums ok)")
 
 
+def check_drift() -> Check:
+    """Is the serving adapter stale (acceptance fell, or questions moved)? Not a failure:
+    the next scheduled refresh retrains it."""
+    try:
+        from adapters.training import drift
+        from memory.store import Store
+
+        if not paths.db_path().exists():
+            return Check("drift", True, "no data yet")
+        with Store.open() as store:
+            report = drift.check(store)  # acceptance now; the question check runs at refresh
+            reason = drift.stale_reason(store)
+    except Exception as exc:  # noqa: BLE001
+        return Check("drift", False, f"cannot check: {exc}", "see the database check")
+    if reason:
+        return Check("drift", True, f"{reason}; the next refresh retrains it "
+                     "(or run `hearth refresh` now)")
+    return Check("drift", True, report.summary())
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     checks = [check_platform(), check_mlx(), check_blas(), *check_model(args.verify),
-              check_data(args.fix), check_database(), check_offline(), check_adapter()]
+              check_data(args.fix), check_database(), check_offline(), check_adapter(),
+              check_drift()]
     for c in checks:
         mark = "ok  " if c.ok else "FAIL"
         print(f"{mark} {c.name}: {c.detail}")

@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "agent.cli.adapters_cmds",
     "agent.cli.eval_cmds",
     "agent.cli.prompt_cmds",
+    "agent.cli.experiments_cmds",
 )
 
 

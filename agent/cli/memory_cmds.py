@@ -118,8 +118,11 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    n = store().export_jsonl(args.path)
-    print(f"wrote {n} records to {args.path}")
+    from memory.export import export_target  # lazy: imports sqlite-utils, like store()
+
+    dest = export_target(args.path)
+    n = store().export_jsonl(dest)
+    print(f"wrote {n} records to {dest}")
     return 0
 
 
@@ -130,6 +133,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     print(report.summary())
     for line, err in report.errors[:10]:
         print(f"  line {line}: {err}", file=sys.stderr)
+    if len(report.errors) > 10:
+        print(f"  ... and {len(report.errors) - 10} more lines with errors", file=sys.stderr)
     return 0 if not report.errors else 1
 
 
@@ -157,8 +162,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 print(f"  skipped (binary): {name}", file=sys.stderr)
             for name in report.replaced_invalid_utf8:
                 print(f"  invalid UTF-8 replaced with U+FFFD: {name}", file=sys.stderr)
+            for name in report.skipped_outside:
+                print(f"  skipped (a link leading outside {path}): {name}", file=sys.stderr)
             for name, err in report.errors:
                 print(f"  unreadable: {name}: {err}", file=sys.stderr)
+            if report.errors:
+                status = 1
     finally:
         bar.close()
     return status

@@ -35,18 +35,51 @@ def _remember(chat: Any, arg: str) -> CommandResult:
     return CommandResult(f"remembered ({memory_id})")
 
 
+SHOWN = 5  # memories named in a /forget TEXT listing
+
+
+def _memories(n: int) -> str:
+    return f"{n} memor{'y' if n == 1 else 'ies'}"
+
+
+def _forget_ids(chat: Any, ids: list[str]) -> CommandResult:
+    for memory_id in ids:
+        chat.store.forget_memory(memory_id)
+    return CommandResult(f"forgot {_memories(len(ids))}")
+
+
 def _forget(chat: Any, arg: str) -> CommandResult:
+    """`/forget ID [ID ...]` forgets exactly those memories. `/forget TEXT` forgets nothing:
+    it lists the memories containing TEXT, and `/forget yes` then forgets exactly those."""
     if not arg:
-        raise HearthError("usage: /forget MEMORY_ID or /forget TEXT (forgets matching memories)")
-    memories = [m for m in chat.store.list_memories() if m.id == arg]
-    if not memories:
-        needle = arg.lower()
-        memories = [m for m in chat.store.list_memories() if needle in m.text.lower()]
-    if not memories:
+        raise HearthError("usage: /forget MEMORY_ID, or /forget TEXT to list matches first")
+    current = {m.id: m for m in chat.store.list_memories()}
+    if arg.lower() == "yes":
+        pending = [i for i in chat.pending_forget if i in current]
+        chat.pending_forget = []
+        if not pending:
+            raise HearthError("nothing to confirm: /forget TEXT lists the memories first")
+        return _forget_ids(chat, pending)
+    ids = arg.split()
+    if all(i in current for i in ids):
+        return _forget_ids(chat, ids)
+    needle = arg.lower()
+    matches = [m for m in current.values() if needle in m.text.lower()]
+    chat.pending_forget = [m.id for m in matches]
+    if not matches:
         raise HearthError(f"no memory matches {arg!r}; see `hearth memory list`")
-    for m in memories:
-        chat.store.forget_memory(m.id)
-    return CommandResult(f"forgot {len(memories)} memor{'y' if len(memories) == 1 else 'ies'}")
+    shown = "; ".join(f"{m.id} “{_short(m.text)}”" for m in matches[:SHOWN])
+    more = f" and {len(matches) - SHOWN} more" if len(matches) > SHOWN else ""
+    return CommandResult(
+        f"{_memories(len(matches))} contain {arg!r}: {shown}{more}. Nothing is forgotten yet: "
+        f"type /forget yes to forget {'it' if len(matches) == 1 else 'all ' + str(len(matches))}"
+        ", or /forget ID for one"
+    )
+
+
+def _short(text: str, width: int = 40) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 def _feedback(kind: Feedback) -> Any:
@@ -92,7 +125,7 @@ def run_command(chat: Any, line: str) -> CommandResult:
     if name == "help":
         return CommandResult(
             "/accept /reject /edit TEXT /remember FACT /yes (keep a suggested memory) "
-            "/forget ID|TEXT /new /quit"
+            "/forget ID|TEXT (lists, then /forget yes) /new /quit"
         )
     if name not in COMMANDS:
         return CommandResult(f"unknown command /{name}; try /help")

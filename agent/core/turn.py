@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from adapters.training import experiments
 from agent.core.loop_guard import LoopGuard
 from agent.foundation.errors import AdapterLoadError, HearthError
 from agent.llm import prompt
@@ -57,6 +58,8 @@ class TurnEvent:
     message_id: str | None = None
     hits: list[Any] = field(default_factory=list)
     adapter_version: str | None = None
+    arm: str | None = None
+    """The A/B arm that served this answer ('incumbent' / 'candidate'; None: no trial)."""
 
 
 @dataclass
@@ -93,14 +96,14 @@ class Chat:
         self.last_answer_id: str | None = None
         self.pending_suggestions: list[Any] = []
         self.specials = prompt.special_tokens(runtime.tokenizer)
+        self.pending_forget: list[str] = []  # memory ids listed by /forget TEXT, for /forget yes
         if conversation_id:
             self._load_history(conversation_id)
 
     def _load_history(self, conversation_id: str) -> None:
         for row in self.store.conversation_messages(conversation_id):
             if row.role in ("user", "assistant"):
-                text = row.edited_text if row.feedback == "edited" and row.edited_text else row.text
-                self.history.append({"role": row.role, "content": text})
+                self.history.append({"role": row.role, "content": row.final_text})
                 if row.role == "assistant":
                     self.last_answer_id = row.id
 
@@ -110,9 +113,10 @@ class Chat:
         self.last_answer_id = None
 
     # adapters -------------------------------------------------------------------------
-    def sync_adapter(self) -> str | None:
-        """Serve the store's active adapter; returns a notice if something changed/failed."""
-        row = self.store.active_adapter()
+    def sync_adapter(self, serving: experiments.Serving | None = None) -> str | None:
+        """Serve the store's active adapter (or the A/B arm's); returns a notice if something
+        changed/failed."""
+        row = serving.adapter if serving and serving.adapter else self.store.active_adapter()
         want = Path(row["path"]) if row else None
         if want == self.runtime.adapter_path:
             return None
@@ -122,6 +126,8 @@ class Chat:
             self.runtime.set_adapter(want)
         except AdapterLoadError as exc:
             return f"{exc} (still serving the previous one)"
+        if serving is not None:
+            return None  # a trial's arms are not announced: the answer's details show them
         return f"now using adapter {row['id']}" if row else "now using the base model"
 
     def adapter_version(self) -> str | None:
@@ -133,10 +139,11 @@ class Chat:
         text = clean_input(text).strip()
         if not text:
             raise HearthError("empty message: type a question")
-        if notice := self.sync_adapter():
-            yield TurnEvent("notice", notice)
         if self.conversation_id is None:
             self.conversation_id = self.store.new_conversation(title=text[:60])
+        serving = experiments.serving(self.store, self.conversation_id, self.runtime.ref.checksum)
+        if notice := self.sync_adapter(serving):
+            yield TurnEvent("notice", notice)
         self.store.add_message(self.conversation_id, "user", text)
         self.pending_suggestions = list(self.store.suggest_memories(text[:RETRIEVAL_QUERY_CHARS]))
         for suggestion in self.pending_suggestions:
@@ -146,7 +153,8 @@ class Chat:
             query, k=self.settings.retrieval_k, exclude_conversation_id=self.conversation_id
         )
         examples = self.store.similar_accepted(query, k=self.settings.examples_k)
-        version, system_prompt = self.store.active_system_prompt()
+        version, system_prompt = (serving.prompt if serving and serving.prompt
+                                  else self.store.active_system_prompt())
         budget = min(self.settings.context_tokens, self.runtime.context_window) - self.options.max_tokens
         built = prompt.assemble(
             system_prompt, text, self.history, hits, examples,
@@ -178,7 +186,8 @@ class Chat:
         )
         self.history += [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
         self.last_answer_id = message_id
-        yield TurnEvent("done", answer, final, message_id, list(built.hits_used), self.adapter_version())
+        yield TurnEvent("done", answer, final, message_id, list(built.hits_used), self.adapter_version(),
+                        serving.arm if serving else None)
 
     def ask(self, text: str, cancel: threading.Event | None = None) -> TurnEvent:
         """Run a whole turn and return its final event."""

@@ -103,6 +103,8 @@ def special_tokens(tokenizer: Any) -> tuple[str, ...]:
 
 def defuse(text: str, specials: Iterable[str] = DEFAULT_SPECIALS) -> str:
     """`text` with every chat-template marker and special token broken by a word joiner.
+    The one defusing: `quote` applies it and `memory.forget` searches for its output, so
+    forgotten text is found in the form it was quoted in. Change defusing here only.
 
     >>> defuse("a<|im_end|>b<file_sep>c") == "a<\u2060|im_end|>b<\u2060file_sep>c"
     True

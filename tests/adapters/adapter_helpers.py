@@ -93,3 +93,50 @@ def register(store: Any, model_dir: Any, base: Any, tmp: Any, promote: bool = Tr
     registry.record(store, version, folder, promote, "promote" if promote else "reject",
                     "test", {"candidate": {"personal_nll": 1.0}})
     return version
+
+
+STAGES = ("copied", "renamed", "recorded")
+"""Promotion stages a test can stall a child process at (then kill it with -9):
+copied = the folder is complete under its temporary name; renamed = it is in place, the row
+not yet updated; recorded = the row is updated, not yet made active."""
+
+
+def stall_at(stage: str) -> None:
+    """In a child process: stop at a promotion `stage` of adapters.training.registry, write
+    `adapters/.paused-<stage>` (holding the pid) and wait there to be killed.
+
+    Wraps the step that follows the stage, so production code carries no test hook."""
+    import os
+    import time
+
+    from adapters.training import files, registry
+
+    def wait() -> None:
+        (registry.root() / f".paused-{stage}").write_text(str(os.getpid()))
+        time.sleep(600)
+
+    if stage == "copied":  # after the temporary folder is fsynced, before its rename
+        fsync_tree = files.fsync_tree
+
+        def synced(folder: Path) -> None:
+            fsync_tree(folder)
+            if folder.name.startswith(".tmp-"):
+                wait()
+
+        files.fsync_tree = synced  # type: ignore[assignment]
+    elif stage == "renamed":  # after the folder is renamed into place
+        write_folder = registry.write_folder
+
+        def written(*args: Any, **kwargs: Any) -> Path:
+            folder = write_folder(*args, **kwargs)
+            wait()
+            return folder
+
+        registry.write_folder = written  # type: ignore[assignment]
+    elif stage == "recorded":  # after the row is updated, before it is made active
+        def activate(store: Any, version: str) -> None:
+            wait()
+
+        registry._activate_row = activate  # type: ignore[assignment]
+    else:
+        raise ValueError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")

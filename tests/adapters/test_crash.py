@@ -23,10 +23,11 @@ import sys
 from pathlib import Path
 from agent.foundation import blas; blas.ensure()
 sys.path.insert(0, {here!r})
-from adapter_helpers import register
+from adapter_helpers import register, stall_at
 from adapters.training import registry
 from memory.embed import HashEmbedder
 from memory.store import Store
+stall_at({stage!r})
 store = Store.open(embedder=HashEmbedder())
 register(store, Path({model!r}), registry.Base("tiny", Path({model!r}), {checksum!r}), Path({tmp!r}), seed=2)
 """
@@ -55,9 +56,8 @@ def test_kill_during_promotion_keeps_the_active_adapter(
 ) -> None:
     v1 = register(store, tiny_model_dir, base, tmp_path, seed=1)
     code = PROMOTE.format(here=str(HERE), model=str(tiny_model_dir), checksum=base.checksum,
-                          tmp=str(tmp_path))
-    env = {**os.environ, registry.PAUSE_ENV: stage}
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+                          tmp=str(tmp_path), stage=stage)
+    proc = subprocess.Popen([sys.executable, "-c", code])
     try:
         marker = registry.root() / f".paused-{stage}"
         wait_for(lambda: marker.exists() or proc.poll() is not None)

@@ -101,3 +101,32 @@ def test_forgetting_below_the_minimum_switches_the_adapter_off(
     result = refresh.refresh(store, tiny_model_dir, QUIET)
     assert result.status == "deactivated" and "19/20" in result.reason
     assert store.active_adapter() is None
+
+
+def test_the_apps_gauge_and_the_refresh_count_alike(store: Any, tiny_model_dir: Path,
+                                                    tmp_path: Path) -> None:
+    from tui import services
+
+    store.set_setting("adapters.jobs.refresh", QUIET.to_dict())  # the gauge reads the stored policy
+    ids = seed(store, pairs(12))
+    seed(store, pairs(1))  # the same answer accepted twice counts once
+    gauge = services.cold_start(store)
+    result = refresh.refresh(store, tiny_model_dir, QUIET)
+    assert result.status == "cold_start" and (gauge.count, gauge.needed) == (12, 20)
+    assert result.counts["accepted"] == gauge.count and result.reason == gauge.reason
+    assert services.cold_start_summary(gauge).startswith("Accepted answers 12/20: 8 more")
+
+    ids += seed(store, pairs(12, start=12))
+    base = refresh.resolve_base(tiny_model_dir)
+    for n, promote in ((20, True), (22, False)):  # active v1 on 20; rejected v2, later, on 22
+        version = registry.begin(store, base, f"s{n}", n, 0, {})
+        folder = registry.write_folder(version, make_adapter(tmp_path / version, tiny_model_dir),
+                                       {"base_checksum": base.checksum, "message_ids": ids[:n]})
+        registry.record(store, version, folder, promote, "promote" if promote else "reject",
+                        "test", {})
+    gauge = services.cold_start(store)
+    result = refresh.refresh(store, tiny_model_dir, QUIET)
+    assert (gauge.count, gauge.new, gauge.latest) == (24, 2, "v2")  # not 4 new since active v1
+    assert result.status == "up_to_date" and result.reason == gauge.reason
+    assert (result.counts["accepted"], result.counts["new"]) == (gauge.count, gauge.new)
+    assert services.cold_start_summary(gauge) == "Accepted answers 24: 2 new since v2 (5 retrain it)"

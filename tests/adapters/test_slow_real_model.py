@@ -147,13 +147,25 @@ def test_an_absurd_learning_rate_is_rejected_and_the_active_adapter_stays(
     assert path == copied / "data" / "adapters" / "v1"
 
 
+STALLED_WORKER = """
+import runpy, sys
+from agent.foundation import blas; blas.ensure()
+sys.path.insert(0, {here!r})
+from adapter_helpers import stall_at
+stall_at({stage!r})
+runpy.run_module("adapters.jobs.worker", run_name="__main__", alter_sys=True)
+"""
+
+
 def run_worker(home: Path, model: Path, pause: str | None = None) -> subprocess.Popen[str]:
+    """`python -m adapters.jobs.worker refresh` (stalled at promotion stage `pause`, if any)."""
     env = {**os.environ, "HEARTH_HOME": str(home)}
-    env.pop(registry.PAUSE_ENV, None)
+    args = ["refresh", "--force", "--no-nice", "--model", str(model)]
     if pause:
-        env[registry.PAUSE_ENV] = pause
-    cmd = [sys.executable, "-m", "adapters.jobs.worker", "refresh", "--force", "--no-nice",
-           "--model", str(model)]
+        code = STALLED_WORKER.format(here=str(Path(__file__).parent), stage=pause)
+        cmd = [sys.executable, "-c", code, *args]
+    else:
+        cmd = [sys.executable, "-m", "adapters.jobs.worker", *args]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
 
 

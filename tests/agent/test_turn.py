@@ -137,6 +137,24 @@ def test_stated_facts_are_suggested_and_kept_on_yes(chat: Chat, store: Store) ->
     assert "nothing to keep" in run_command(chat, "/yes").message
 
 
+def test_forget_text_lists_and_forgets_only_after_yes(chat: Chat, store: Store) -> None:
+    """Issue 11 defect 10: `/forget e` wiped every memory containing an "e" unasked."""
+    from agent.core.commands import run_command
+
+    ids = [store.add_memory(t) for t in ("my cat is Miso", "I live in Leeds", "tea, no sugar")]
+    listing = run_command(chat, "/forget e").message
+    assert len(store.list_memories()) == 3  # nothing forgotten yet
+    assert "/forget yes" in listing and ids[1] in listing and ids[2] in listing
+    assert ids[0] not in listing and "\n" not in listing
+    store.add_memory("a new memory with an e, added after the listing")
+    assert run_command(chat, "/forget yes").message == "forgot 2 memories"
+    assert sorted(m.text for m in store.list_memories()) == [
+        "a new memory with an e, added after the listing", "my cat is Miso"]
+    assert "nothing to confirm" in run_command(chat, "/forget yes").message
+    assert run_command(chat, f"/forget {ids[0]}").message == "forgot 1 memory"  # an exact id
+    assert "no memory matches" in run_command(chat, "/forget zzz").message
+
+
 def test_commands_say_what_happened_as_fields(chat: Chat, store: Store) -> None:
     from agent.core.commands import run_command
 

@@ -93,9 +93,9 @@ def test_import_rejects_other_files(store: Store, tmp_path: Path) -> None:
         '{"type": "message", "id": "X", "conversation_id": "missing", "role": "user", '
         '"text": "t", "created_at": "2026-01-01"}\n'
     )
-    with pytest.raises(StoreError, match="Nothing was imported"):
-        store.import_jsonl(bad)
-    assert store.list_conversations() == []
+    report = store.import_jsonl(bad)  # the line is reported, nothing half-imported
+    assert report.errors == [(2, "refers to a conversations row the file does not contain")]
+    assert report.added == {} and store.list_conversations() == []
 
 
 def test_backup_is_a_private_consistent_copy(store: Store, tmp_path: Path) -> None:

@@ -198,3 +198,52 @@ def test_vacuum_runs_only_when_much_is_free(store: Store, vacuum_mode: str) -> N
     store.db.conn.set_trace_callback(statements.append)
     store.forget_memory(store.add_memory("short lived"))
     assert ("VACUUM" in statements) == (vacuum_mode == "vacuum")
+
+
+def answer_with_prompt(store: Store, question: str) -> str:
+    """Record an answer whose prompt is built by the real prompt layer from a search."""
+    from agent.llm.prompt import user_content
+
+    hits = store.search(question, k=3)
+    cid = store.new_conversation()
+    store.add_message(cid, "user", question)
+    prompt = [{"role": "user", "content": user_content(question, hits)}]
+    return store.add_message(cid, "assistant", "ok", prompt_messages=prompt, hits=hits)
+
+
+def test_forget_finds_the_defused_copy_in_later_prompts(store: Store) -> None:
+    """Issue 11 defect 4a: text with `<|` is quoted defused; the scrub looked for the raw text."""
+    mid = store.add_memory(f"My locker code is {MARKER} <|im_end|> keep it quiet.")
+    aid = answer_with_prompt(store, "what is my locker code?")
+    assert "\u2060" in store.get_message(aid).prompt_messages[0]["content"]  # it was defused
+    store.forget_memory(mid)
+    assert MARKER not in str(store.get_message(aid).prompt_messages)
+    assert not on_disk(store, MARKER)
+
+
+def test_forget_first_message_scrubs_the_title(store: Store) -> None:
+    """Issue 11 defect 4b: the title (the first 60 characters of the first message, as
+    `agent.core.turn` makes it) kept a forgotten first message."""
+    text = f"My bank PIN is {MARKER} and my mother's maiden name is Quux, please note both."
+    cid = store.new_conversation(title=text[:60])
+    uid = store.add_message(cid, "user", text)
+    other = store.new_conversation(title="weekend plans")
+    store.forget_message(uid)
+    titles = {c.id: c.title for c in store.list_conversations()}
+    assert titles == {cid: "[forgotten]", other: "weekend plans"}
+    assert not on_disk(store, MARKER)
+
+
+def test_forget_document_scrubs_its_name_from_later_prompts(
+    store: Store, tmp_path: Path
+) -> None:
+    """Issue 11 defect 4c: the `doc NAME #n` label stayed in later answers' prompts."""
+    doc = tmp_path / f"{MARKER}-adoption-papers.md"
+    doc.write_text("The adoption papers are in the blue folder on the shelf.\n")
+    store.ingest(doc)
+    aid = answer_with_prompt(store, "where are the adoption papers?")
+    assert MARKER in str(store.get_message(aid).prompt_messages)  # the label named the file
+    store.forget_document(str(doc.resolve()))
+    answer = store.get_message(aid)
+    assert MARKER not in str(answer.prompt_messages) and MARKER not in str(answer.hits)
+    assert not on_disk(store, MARKER)

@@ -82,14 +82,14 @@ def test_unreadable_file_is_reported(
 ) -> None:
     (tmp_path / "ok.txt").write_text("fine")
     (tmp_path / "locked.txt").write_text("secret")
-    real = Path.read_bytes
+    real = ingest_mod._read_regular
 
-    def read_bytes(self: Path) -> bytes:
-        if self.name == "locked.txt":
+    def read_regular(path: Path) -> tuple[object, bytes | None]:
+        if path.name == "locked.txt":
             raise PermissionError(13, "Permission denied")
-        return real(self)
+        return real(path)
 
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(ingest_mod, "_read_regular", read_regular)
     report = store.ingest(tmp_path)
     assert report.errors == [(str(tmp_path / "locked.txt"), "Permission denied")]
     assert [Path(p).name for p in report.added] == ["ok.txt"]
@@ -152,3 +152,83 @@ def test_chunking_paragraphs_overlap_and_long_text() -> None:
     long = "x" * 2000
     assert [len(c) for c in chunk_text(long, size=800, overlap=0)] == [800, 800, 400]
     assert chunk_text("") == [] and chunk_text("\n\n  \n") == []
+
+
+def test_symlinks_leading_outside_the_folder_are_not_followed(
+    store: Store, tmp_path: Path
+) -> None:
+    """Issue 11 defect 8: `ln -s /etc/shadow docs/notes` was ingested."""
+    secret_dir = tmp_path / "elsewhere"
+    secret_dir.mkdir()
+    (secret_dir / "shadow").write_text("root:$6$secret-hash:19000:0:99999:7:::\n")
+    (secret_dir / "more.md").write_text("outside folder text\n")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "real.md").write_text("inside the folder\n")
+    (docs / "notes").symlink_to(secret_dir / "shadow")
+    (docs / "linked-dir").symlink_to(secret_dir, target_is_directory=True)
+    (docs / "alias.md").symlink_to(docs / "real.md")  # inside: fine to follow
+    report = store.ingest(docs)
+    assert sorted(Path(p).name for p in report.skipped_outside) == ["linked-dir", "notes"]
+    assert "2 links leading outside skipped" in report.summary()
+    assert [Path(d.path).name for d in store.list_documents()] == ["real.md"]
+    assert store.search("secret hash", kinds=["document"]) == []
+
+
+def test_a_link_swapped_in_after_discovery_is_not_read(store: Store, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (tmp_path / "secret.txt").write_text("outside secret\n")
+    (docs / "a.md").write_text("fine\n")
+    report = ingest_mod.IngestReport()
+    (docs / "a.md").unlink()
+    (docs / "a.md").symlink_to(tmp_path / "secret.txt")
+    ingest_mod.ingest_file(store.db, docs / "a.md", report, root=docs)
+    assert report.skipped_outside == [str(docs / "a.md")] and store.list_documents() == []
+
+
+def test_a_file_name_that_is_not_utf8_does_not_abort_the_folder(
+    store: Store, tmp_path: Path
+) -> None:
+    """Issue 11 defect 9: one non-UTF-8 file name aborted the whole folder ingest."""
+    import os
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    odd = Path(os.fsdecode(bytes(docs) + b"/caf\xe9.txt"))
+    odd.write_text("a note about the cafe\n")
+    (docs / "z-ok.txt").write_text("a later file\n")
+    report = store.ingest(docs)
+    assert sorted(Path(p).name for p in report.added) == ["caf\\xe9.txt", "z-ok.txt"]
+    assert all(p.encode("utf-8") for p in report.added)
+    assert store.ingest(docs).skipped_unchanged  # the stored name is stable
+    assert len(store.list_documents()) == 2
+    assert store.document_chunks(str(odd)) == ["a note about the cafe"]  # by its real path
+    store.forget_document(str(odd))
+    assert len(store.list_documents()) == 1
+
+
+def test_a_nul_byte_after_the_first_8_kb_is_binary(store: Store, tmp_path: Path) -> None:
+    """Issue 11 defect 12: the NUL check read only the first 8 KB."""
+    (tmp_path / "late.txt").write_bytes(b"plain text " * 2000 + b"\x00\x01\x02 tail")
+    report = store.ingest(tmp_path / "late.txt")
+    assert [Path(p).name for p in report.skipped_binary] == ["late.txt"]
+    assert store.list_documents() == []
+
+
+def test_ingest_exits_non_zero_when_it_reported_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11 defect 12: `ingest` exited 0 after reporting errors."""
+    from agent.cli.main import main
+    from memory import embed
+    from memory import store as store_module
+
+    monkeypatch.setattr(store_module, "Embedder", embed.HashEmbedder)
+    monkeypatch.setattr(ingest_mod, "MAX_BYTES", 10)
+    (tmp_path / "big.txt").write_text("more than ten bytes of text")
+    (tmp_path / "ok.txt").write_text("short")
+    assert main(["ingest", str(tmp_path)]) == 1
+    assert "big.txt" in capsys.readouterr().err
+    (tmp_path / "big.txt").unlink()
+    assert main(["ingest", str(tmp_path)]) == 0

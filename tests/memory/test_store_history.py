@@ -109,3 +109,22 @@ def test_answers_without_prompt_are_not_examples(store: Store) -> None:
     aid = store.add_message(cid, "assistant", "bare")
     store.add_feedback(aid, "accepted")
     assert store.accepted_examples() == []
+
+
+def test_final_text_latest_edit_wins_whatever_follows(store: Store) -> None:
+    _, plain = answer(store, "four")
+    _, accepted = answer(store, "5", "What is 2+3?")
+    _, rejected = answer(store, "7", "What is 3+3?")
+    _, twice = answer(store, "9", "What is 4+4?")
+    store.add_feedback(plain, "accepted")
+    store.add_feedback(accepted, "edited", "It is 5.")
+    store.add_feedback(accepted, "accepted")
+    store.add_feedback(rejected, "edited", "It is 6.")
+    store.add_feedback(rejected, "rejected")
+    store.add_feedback(twice, "edited", "It is 7.")
+    store.add_feedback(twice, "edited", "It is 8.")
+    texts = {m: store.get_message(m).final_text for m in (plain, accepted, rejected, twice)}
+    assert texts == {plain: "four", accepted: "It is 5.", rejected: "It is 6.", twice: "It is 8."}
+    assert store.get_message(accepted).feedback == "accepted"  # the verdict is kept apart
+    targets = {e.message_id: e.target for e in store.accepted_examples()}
+    assert targets == {plain: "four", accepted: "It is 5.", twice: "It is 8."}  # rejected: none

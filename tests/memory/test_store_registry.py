@@ -109,3 +109,20 @@ def test_adapter_errors(store: Store) -> None:
     store.set_active_adapter(a)
     with pytest.raises(StoreError, match="is active"):
         store.update_adapter_version(a, status="retired")
+
+
+def test_adapter_rows_are_frozen_records_that_read_as_mappings(store: Store) -> None:
+    import dataclasses
+
+    from memory.records import AdapterRecord
+
+    a = store.add_adapter_version(base_model_id="m", hyperparams={"lr": 1e-4}, n_train=3)
+    row = store.get_adapter_version(a)
+    assert isinstance(row, AdapterRecord) and row.status == "candidate" and row.n_train == 3
+    assert row["hyperparams"] == row.hyperparams == {"lr": 1e-4} and row.get("path") is None
+    assert {**row}["id"] == a and "extra" not in row and len(row) == len(list(row))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        row.status = "active"  # type: ignore[misc]
+    later = AdapterRecord.from_row({"id": "v9", "created_at": "t", "updated_at": "t",
+                                    "status": "rejected", "drift": 0.5})
+    assert later["drift"] == 0.5 and later.extra == {"drift": 0.5}  # a later migration's column

@@ -2,7 +2,8 @@
 
 `chat MODEL_DIR`: Chat turns on the tiny model, each followed by feedback; prints
 "ID KIND" to stdout only after `feedback` has returned (the acknowledgement the test holds
-the store to). `ingest FOLDER`: ingests the folder in a loop, printing "pass N" after each.
+the store to). `ingest FOLDER [PAUSE]`: ingests the folder in a loop, printing "file I" before
+each file (pausing PAUSE seconds there) and "pass N" after each pass.
 `writer SECONDS [PAUSE [STOP_FILE]]`: store writes shaped like chat turns (user, assistant,
 feedback) PAUSE seconds apart for SECONDS and until STOP_FILE exists, printing each
 acknowledged id and "errors N" at the end.
@@ -41,14 +42,20 @@ def chat(model_dir: str) -> None:
             chat.new_conversation()
 
 
-def ingest(folder: str) -> None:
+def ingest(folder: str, pause: str = "0") -> None:
     from memory.embed import HashEmbedder
+    from memory.ingest import IngestProgress
     from memory.store import Store
+
+    def progress(p: IngestProgress) -> None:
+        if p.phase == "files":  # called before file p.done: files before it are committed
+            print(f"file {p.done}", flush=True)
+            time.sleep(float(pause))
 
     store = Store.open(embedder=HashEmbedder())
     print("ready", flush=True)
     for n in range(1_000_000):
-        store.ingest(Path(folder))
+        store.ingest(Path(folder), progress=progress)
         print(f"pass {n}", flush=True)
 
 

@@ -120,37 +120,65 @@ def chunk_count(data: bytes) -> int:
     return len(chunk_text(decode(data)[0]))
 
 
+def wait_for(lines: list[str], line: str, proc: subprocess.Popen[str], timeout: float = 60) -> None:
+    end = time.monotonic() + timeout
+    while line not in lines:
+        if proc.poll() is not None or time.monotonic() > end:
+            proc.kill()
+            pytest.fail(f"child never printed {line!r}: {lines[-3:]}")
+        time.sleep(0.002)
+
+
 def test_kill9_while_ingesting_leaves_no_half_document(tmp_path: Path, hearth_home: Path) -> None:
     """Each stored document must match one whole version of its file: the content hash of a
-    version the test wrote, and exactly that version's chunk count."""
+    version the test wrote, and exactly that version's chunk count.
+
+    Every file changes before each run, so a run writes every document. The child prints
+    "file i" before file i, i.e. after files 0..i-1 were committed, and pauses between
+    files; each kill waits for a random "file i" (i >= 1), so it provably lands after
+    documents of that run were written (at least i of them are at the new version
+    afterwards), and at least one kill must leave the run half done (some files new, some old).
+    """
     import hashlib
 
     rng = random.Random(11)
+    n_files = 30
     docs = tmp_path / "docs"
     docs.mkdir()
     versions: dict[str, int] = {}  # sha256 of every version written -> its chunk count
+    current: dict[str, str] = {}  # resolved path -> sha256 of its content now
 
     def write(path: Path, text: str, mode: str = "w") -> None:
         with path.open(mode) as fh:
             fh.write(text)
         data = path.read_bytes()
-        versions[hashlib.sha256(data).hexdigest()] = chunk_count(data)
+        current[str(path.resolve())] = digest = hashlib.sha256(data).hexdigest()
+        versions[digest] = chunk_count(data)
 
-    for i in range(30):
+    for i in range(n_files):
         para = f"Note {i}: the heron came back to the pond at dawn. " * (40 + 25 * (i % 7))
         write(docs / f"note{i:02}.md", f"# Note {i}\n\n{para}\n")
+    interrupted = 0
     for k in range(KILLS):
-        proc, _ = start(hearth_home, "ingest", str(docs))
-        time.sleep(rng.uniform(0.0, 0.8))
+        proc, lines = start(hearth_home, "ingest", str(docs), "0.02")
+        after = rng.randint(1, n_files - 1)
+        wait_for(lines, f"file {after}", proc)
+        time.sleep(rng.uniform(0.0, 0.02))  # now and then inside a file's transaction
         kill(proc)
         with open_store() as store:
             assert store.integrity_check() == "ok"
-            for doc in store.list_documents():
+            documents = store.list_documents()
+            for doc in documents:
                 assert doc.content_hash in versions, f"kill {k}: {doc.path} matches no version"
                 assert doc.n_chunks == versions[doc.content_hash], f"kill {k}: {doc.path}"
-        for i in rng.sample(range(30), 5):  # edits: the next run goes through the update path
+            fresh = sum(doc.content_hash == current[doc.path] for doc in documents)
+        assert fresh >= after, f"kill {k}: files written before 'file {after}' are missing"
+        interrupted += fresh < n_files
+        for i in range(n_files):  # every file changes: the next run rewrites (updates) each
             write(docs / f"note{i:02}.md",
-                  f"\nAppended after kill {k}: the heron left again. " * rng.randint(1, 60), "a")
+                  f"\nAppended after kill {k}: the heron left again. " * rng.randint(1, 30), "a")
+    assert interrupted >= 1, "no kill landed in the middle of a run"
+    print(f"ingest kills: {KILLS}, landed mid-run: {interrupted}")
     with open_store() as store:
         store.ingest(docs)
         documents = store.list_documents()

@@ -183,7 +183,9 @@ async def test_slash_commands_remember_and_forget(make_app: Any, tiny_runtime: A
         assert any("Miso" in text for _, text in bubble.sources)  # the memory was used
         await ask(pilot, "/accept")
         assert len(store.accepted_examples()) == 1 and bubble.feedback == "accepted"
-        await ask(pilot, "/forget Miso")
+        await ask(pilot, "/forget Miso")  # lists it; nothing is forgotten without a yes
+        assert len(store.list_memories()) == 1
+        await ask(pilot, "/forget yes")
         assert store.list_memories() == []
 
 

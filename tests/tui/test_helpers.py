@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import threading
+from typing import Any
 
 import pytest
 
@@ -71,3 +72,23 @@ async def test_notifications_are_plain_text(make_app: object) -> None:
         await pilot.pause()
         (note,) = app._notifications
         assert note.message == "could not read [/tmp/x] [/b]" and not note.markup
+
+
+def test_shown_resumed_and_trained_text_agree(store: Any, tiny_runtime: Any) -> None:
+    """One rule for an answer's final text: the bubble, a resumed chat and training agree."""
+    from agent.core.turn import Chat
+
+    cid = store.new_conversation("t")
+    prompt = [{"role": "user", "content": "What is 2+3?"}]
+    store.add_message(cid, "user", "What is 2+3?")
+    aid = store.add_message(cid, "assistant", "5", prompt_messages=prompt)
+    store.add_feedback(aid, "edited", "It is 5.")
+    store.add_feedback(aid, "accepted")  # a verdict after the edit keeps the edit
+    messages = services.conversation(store, cid)
+    shown = services.shown_text(messages[-1])
+    resumed = Chat(tiny_runtime, store)
+    services.resume(resumed, cid, messages)
+    reopened = Chat(tiny_runtime, store, conversation_id=cid)
+    assert shown == "It is 5."
+    assert resumed.history[-1]["content"] == reopened.history[-1]["content"] == shown
+    assert store.accepted_examples()[-1].target == shown

@@ -24,6 +24,7 @@ from tui.widgets.nav_bar import NavBar
 from tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
+    from memory.records import AdapterRecord
     from memory.store import Store
     from tui.host import Host
 
@@ -43,7 +44,7 @@ class AdaptersScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.process: subprocess.Popen[bytes] | None = None
-        self.rows: dict[str, dict[str, Any]] = {}
+        self.rows: dict[str, AdapterRecord] = {}
 
     @property
     def hearth(self) -> Host:
@@ -92,7 +93,7 @@ class AdaptersScreen(Screen[None]):
             return
         self.app.call_from_thread(self._show, rows, gauge)
 
-    def _show(self, rows: list[dict[str, Any]], gauge: services.ColdStart) -> None:
+    def _show(self, rows: list[AdapterRecord], gauge: services.ColdStart) -> None:
         self.rows = {row["id"]: row for row in rows}
         table = self.query_one("#versions", DataTable)
         table.clear()
@@ -112,9 +113,9 @@ class AdaptersScreen(Screen[None]):
             self.query_one("#detail", Static).update(
                 "No adapters yet. Accept or edit answers in Chat; past the threshold, "
                 "t trains the first one.")
-        self.query_one("#cold-label", Label).update(gauge.summary() + "  ")
+        self.query_one("#cold-label", Label).update(services.cold_start_summary(gauge) + "  ")
         self.query_one("#cold-bar", ProgressBar).update(
-            total=max(gauge.threshold, 1), progress=min(gauge.accepted, gauge.threshold))
+            total=max(gauge.needed, 1), progress=min(gauge.count, gauge.needed))
 
     @on(DataTable.RowHighlighted, "#versions")
     def highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -246,7 +247,7 @@ class AdaptersScreen(Screen[None]):
             self.notify("Stopping the refresh (it resumes from its checkpoint next time).")
 
 
-def _detail(row: dict[str, Any]) -> str:
+def _detail(row: AdapterRecord) -> str:
     """The selected version in one or two lines: verdict, reason, metrics."""
     metrics = row.get("metrics") or {}
     train = metrics.get("train") or {}

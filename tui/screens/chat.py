@@ -32,6 +32,7 @@ from tui.widgets.status_bar import StatusBar
 if TYPE_CHECKING:
     from agent.core.commands import CommandResult
     from agent.core.turn import TurnEvent
+    from memory.records import MessageRecord
     from tui.host import Host
 
 WELCOME = (
@@ -200,6 +201,7 @@ class ChatScreen(Screen[None]):
             reason = stats.finish_reason if stats else None
             stopped = {"cancelled": "stopped", "loop": "stopped: it began repeating itself",
                        "length": "cut at the length limit"}.get(reason or "", "")
+            bubble.arm = event.arm
             await bubble.finish(event.message_id, services.sources(event.hits),
                                 event.adapter_version, speed, stopped)
             self._turn_over()
@@ -355,17 +357,16 @@ class ChatScreen(Screen[None]):
         self.notify(result.message, timeout=6)
 
 
-def _bubble_for(message: Any) -> MessageBubble:
+def _bubble_for(message: MessageRecord) -> MessageBubble:
     """A transcript bubble for a stored message record."""
-    role = services.field(message, "role")
-    if role == "user":
-        return MessageBubble("user", services.field(message, "text", ""))
+    if message.role == "user":
+        return MessageBubble("user", message.text)
     return MessageBubble(
         "assistant",
         services.shown_text(message),
-        message_id=services.field(message, "id"),
-        sources=services.sources(services.field(message, "hits")),
-        adapter=services.field(message, "adapter_version"),
-        speed=services.field(message, "tokens_per_s"),
-        feedback=services.field(message, "feedback"),
+        message_id=message.id,
+        sources=services.sources(message.hits),
+        adapter=message.adapter_version,
+        speed=message.tokens_per_s,
+        feedback=message.feedback,
     )

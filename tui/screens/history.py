@@ -14,7 +14,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input
 
-from tui import formatting, services
+from tui import formatting
 from tui.screens.confirm import ConfirmScreen
 from tui.widgets.nav_bar import NavBar
 from tui.widgets.status_bar import StatusBar
@@ -152,7 +152,7 @@ def _matching(store: Store, rows: list[Any], query: str) -> list[Any]:
     found = [row.id for row in rows if needle in (row.title or "").lower()]
     for hit in store.search(query, k=20, kinds=["history"]):
         try:
-            conversation_id = services.field(store.get_message(hit.id), "conversation_id")
+            conversation_id = store.get_message(hit.id).conversation_id
         except Exception:  # noqa: BLE001 - forgotten meanwhile
             continue
         if conversation_id in by_id and conversation_id not in found:

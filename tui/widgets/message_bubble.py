@@ -44,6 +44,8 @@ class MessageBubble(Vertical):
         self.speed = speed
         self.feedback = feedback
         self.note = note or ("thinking…" if streaming else "")
+        self.arm: str | None = None
+        """The A/B arm that served this answer (shown in the details line only)."""
         self._stream: MarkdownStream | None = None
 
     def compose(self) -> ComposeResult:
@@ -61,6 +63,8 @@ class MessageBubble(Vertical):
         if self.note and self.message_id is None:
             return self.note
         parts = [f"adapter {self.adapter}" if self.adapter else "base model"]
+        if self.arm:
+            parts.append(f"A/B {self.arm}")
         if self.speed is not None:
             parts.append(tokens_per_s(self.speed))
         if not self.sources:

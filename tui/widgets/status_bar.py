@@ -23,6 +23,8 @@ def describe(status: AppStatus) -> Content:
     if not status.loading:
         parts.append(Content(f"adapter {status.adapter}" if status.adapter else "base model"))
         parts.append(Content(tokens_per_s(status.tokens_per_s)))
+    if status.stale:
+        parts.append(Content.from_markup("[$warning]adapter stale: retrains at next refresh[/]"))
     if status.activity:
         parts.append(Content.from_markup("[$accent]$what[/]", what=status.activity))
     return Content(" │ ").join(parts)
