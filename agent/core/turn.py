@@ -165,15 +165,20 @@ class Chat:
             yield TurnEvent("notice", "your message was too long and was cut to fit the context window")
         start = time.perf_counter()
         answer, final = "", None
-        guard, stop = LoopGuard(), threading.Event()  # stop: the user's cancel or the guard
-        for ev in self.runtime.stream(built.messages, self.options, stop):
-            if ev.finish_reason is not None:
-                final = replace(ev, finish_reason="loop") if guard.tripped else ev
-                break
-            answer += ev.text
-            yield TurnEvent("token", ev.text, ev)
-            if guard.feed(ev.text) or (cancel is not None and cancel.is_set()):
-                stop.set()
+        guard = LoopGuard()
+        stream = self.runtime.stream(built.messages, self.options, cancel)
+        try:
+            for ev in stream:
+                if ev.finish_reason is not None:
+                    final = ev
+                    break
+                answer += ev.text
+                yield TurnEvent("token", ev.text, ev)
+                if guard.feed(ev.text):  # repeating itself: stop here, keep what was said
+                    final = replace(ev, text="", token=None, finish_reason="loop")
+                    break
+        finally:
+            stream.close()  # the runtime records what its cache holds, also when we stop early
         latency_ms = int((time.perf_counter() - start) * 1000)
         message_id = self.store.add_message(
             self.conversation_id, "assistant", answer,
