@@ -37,6 +37,8 @@ ADAPTER_STATUSES: tuple[AdapterStatus, ...] = get_args(AdapterStatus)
 # -- system prompts -------------------------------------------------------------------------
 
 
+ACTIVE_PROMPT_KEY = "active_prompt_version"
+"""Setting naming the active system-prompt version; absent = the newest version."""
 _UNPROMOTED_TRIAL_PROMPTS = (
     "SELECT candidate_prompt FROM experiments WHERE candidate_prompt IS NOT NULL "
     "AND status != 'promoted'"
@@ -44,8 +46,14 @@ _UNPROMOTED_TRIAL_PROMPTS = (
 
 
 def active_system_prompt(db: Database) -> tuple[int, str]:
-    """The newest system-prompt version and its text, leaving out candidate prompts of A/B
-    trials that are running or were not promoted (m007): they serve only their trial arm."""
+    """The active system-prompt version and its text: the one activated (`hearth prompts
+    activate`), else the newest, leaving out candidate prompts of A/B trials that are running
+    or were not promoted (m007): they serve only their trial arm."""
+    chosen = get_setting(db, ACTIVE_PROMPT_KEY)
+    if chosen is not None:
+        found = db.execute("SELECT version, text FROM system_prompts WHERE version = ?", [chosen]).fetchone()
+        if found is not None:
+            return int(found[0]), str(found[1])
     row = db.execute(
         f"SELECT version, text FROM system_prompts WHERE version NOT IN "
         f"({_UNPROMOTED_TRIAL_PROMPTS}) ORDER BY version DESC LIMIT 1"
@@ -72,11 +80,28 @@ def add_system_prompt(db: Database, text: str) -> int:
             "INSERT INTO system_prompts (version, text, created_at) VALUES (?, ?, ?)",
             [version, text, now_iso()],
         )
+        db.execute("DELETE FROM settings WHERE key = ?", [ACTIVE_PROMPT_KEY])
     return version
 
 
+def activate_system_prompt(db: Database, version: int) -> None:
+    """Make an existing version the active one (the history is kept as it is)."""
+    with write(db):
+        if db.execute("SELECT 1 FROM system_prompts WHERE version = ?", [version]).fetchone() is None:
+            raise NotFoundError(f"No system-prompt version {version}; see `hearth prompts list`.")
+        set_setting(db, ACTIVE_PROMPT_KEY, version)
+
+
 def system_prompts(db: Database) -> list[dict[str, Any]]:
-    return list(db.query("SELECT * FROM system_prompts ORDER BY version"))
+    """Every version, oldest first, each with `active` (bool) and `answers` (how many answers
+    it produced)."""
+    active, _ = active_system_prompt(db)
+    rows = db.query(
+        "SELECT p.version, p.text, p.created_at, "
+        "(SELECT count(*) FROM messages m WHERE m.prompt_version = p.version "
+        "AND m.role = 'assistant') AS answers FROM system_prompts p ORDER BY p.version"
+    )
+    return [{**row, "active": int(row["version"]) == active} for row in rows]
 
 
 # -- settings -------------------------------------------------------------------------------

@@ -312,7 +312,17 @@ class Store:
 
     @_locked
     def add_system_prompt(self, text: str) -> int:
+        """Store `text` as the next version and make it active; returns the version."""
         return registry.add_system_prompt(self.db, text)
+
+    @_locked
+    def activate_system_prompt(self, version: int) -> None:
+        registry.activate_system_prompt(self.db, version)
+
+    @_locked
+    def system_prompts(self) -> list[dict[str, Any]]:
+        """Every version, oldest first: version, text, created_at, active, answers."""
+        return registry.system_prompts(self.db)
 
     @_locked
     def get_setting(self, key: str, default: Any = None) -> Any:

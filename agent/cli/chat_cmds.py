@@ -38,7 +38,7 @@ def add_sampling_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=bounded(float, 0, 10), help="0 = greedy (default 0.2)")
     parser.add_argument("--top-p", type=bounded(float, 0, 1), help="nucleus sampling (default 0.9)")
     parser.add_argument("--max-tokens", type=bounded(int, 1, 1_000_000),
-                        help="answer length limit (default 512)")
+                        help="answer length limit (default 256)")
     parser.add_argument("--seed", type=bounded(int, 0, 2**32 - 1),
                         help="seed for reproducible sampling (0 to 4294967295)")
 
@@ -112,6 +112,18 @@ def stream_answer(chat: Any, text: str, echo: bool) -> Any:
     return done
 
 
+STOP_NOTES = {
+    "loop": "[stopped: the answer started repeating itself]",
+    "length": "[stopped at the answer length limit; --max-tokens allows more]",
+}
+
+
+def stop_note(done: Any) -> str | None:
+    """What to tell the user when an answer did not end by itself (None: it did)."""
+    reason = done.stats.finish_reason if done is not None and done.stats else None
+    return STOP_NOTES.get(reason or "")
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     chat = open_chat(args, quiet=args.json)
     done = stream_answer(chat, args.question, echo=not args.json)
@@ -133,6 +145,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         }, ensure_ascii=False))
     else:
         print()
+        if note := stop_note(done):
+            print(note, file=sys.stderr)
         if done.hits:
             print("sources: " + "; ".join(h.source for h in done.hits), file=sys.stderr)
     return 0
@@ -161,6 +175,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
         print("hearth> ", end="", flush=True)
         done = stream_answer(chat, line, echo=True)
         print()
+        if note := stop_note(done):
+            print(note, file=sys.stderr)
         if done and done.hits:
             print("  sources: " + "; ".join(h.source for h in done.hits), file=sys.stderr)
 

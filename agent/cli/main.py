@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "agent.cli.memory_cmds",
     "agent.cli.adapters_cmds",
     "agent.cli.eval_cmds",
+    "agent.cli.prompt_cmds",
     "agent.cli.experiments_cmds",
 )
 

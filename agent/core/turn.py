@@ -5,8 +5,10 @@ For each user message `Chat.send()`:
   2. asks `memory` for hybrid hits and similar accepted answers,
   3. assembles the prompt (`agent.llm.prompt`) within the context budget,
   4. picks up a newly activated adapter (a row in the store) without reloading the base,
-  5. streams the answer (`agent.llm.runtime`), then records it with everything needed to
-     reproduce it: prompt messages, hits, model id, adapter and prompt versions, timings.
+  5. streams the answer (`agent.llm.runtime`), stopping it with finish reason "loop" when the
+     loop guard (`agent.core.loop_guard`) sees it repeat itself (the partial answer is kept),
+  6. records it with everything needed to reproduce it: prompt messages, hits, model id,
+     adapter and prompt versions, timings.
 Feedback (accept / reject / edit) goes to the store against the last answer.
 
 It does not draw anything (CLI and TUI do) and holds no SQL (the store does).
@@ -18,11 +20,12 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adapters.training import experiments, registry
+from agent.core.loop_guard import LoopGuard
 from agent.foundation.errors import HearthError
 from agent.llm import prompt
 from agent.llm.runtime import Runtime, SamplingOptions, TokenEvent
@@ -92,6 +95,7 @@ class Chat:
         self.history: list[dict[str, str]] = []
         self.last_answer_id: str | None = None
         self.pending_suggestions: list[Any] = []
+        self.specials = prompt.special_tokens(runtime.tokenizer)
         self.pending_forget: list[str] = []  # memory ids listed by /forget TEXT, for /forget yes
         self._adapter_key: Any = object()  # what the registry said at the last sync
         if conversation_id:
@@ -171,17 +175,26 @@ class Chat:
         built = prompt.assemble(
             system_prompt, text, self.history, hits, examples,
             count=self.runtime.count_tokens, budget=budget, notes_budget=self.settings.notes_tokens,
+            specials=self.specials,
         )
         if built.truncated_user:
             yield TurnEvent("notice", "your message was too long and was cut to fit the context window")
         start = time.perf_counter()
         answer, final = "", None
-        for ev in self.runtime.stream(built.messages, self.options, cancel):
-            if ev.finish_reason is not None:
-                final = ev
-                break
-            answer += ev.text
-            yield TurnEvent("token", ev.text, ev)
+        guard = LoopGuard()
+        stream = self.runtime.stream(built.messages, self.options, cancel, stable=built.stable)
+        try:
+            for ev in stream:
+                if ev.finish_reason is not None:
+                    final = ev
+                    break
+                answer += ev.text
+                yield TurnEvent("token", ev.text, ev)
+                if guard.feed(ev.text):  # repeating itself: stop here, keep what was said
+                    final = replace(ev, text="", token=None, finish_reason="loop")
+                    break
+        finally:
+            stream.close()  # the runtime records what its cache holds, also when we stop early
         latency_ms = int((time.perf_counter() - start) * 1000)
         message_id = self.store.add_message(
             self.conversation_id, "assistant", answer,

@@ -10,7 +10,8 @@ kept on disk (`agent.llm.prompt_cache`), so a new conversation or a new process 
 
 Decoding uses `agent.llm.decode.FastDecoder` (fused projections, a compiled fixed-shape step)
 and `agent.llm.sampler` (top-p without sorting the vocabulary) for Llama-family float models;
-any other model, or a repetition penalty, goes through `mlx_lm.stream_generate`. Before each
+any other model goes through `mlx_lm.stream_generate`; both apply the same logits processors
+(`agent.llm.decoding`: the answer-only repetition penalty). Before each
 generation the BLAS thread count is chosen by `agent.foundation.blas.choose_threads` (free cores, one
 while a refresh trains).
 
@@ -27,10 +28,10 @@ import os
 import resource
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from agent.foundation import blas
 from agent.foundation.errors import AdapterLoadError, ModelError
@@ -42,15 +43,17 @@ import mlx.core as mx  # noqa: E402
 import mlx.nn as nn  # noqa: E402
 from mlx_lm import stream_generate  # noqa: E402
 from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache  # noqa: E402
-from mlx_lm.sample_utils import make_logits_processors, make_sampler  # noqa: E402
+from mlx_lm.sample_utils import make_sampler  # noqa: E402
 from mlx_lm.tuner.lora import LoRALinear  # noqa: E402
 from mlx_lm.tuner.utils import linear_to_lora_layers  # noqa: E402
 from mlx_lm.utils import load as mlx_load  # noqa: E402
 
-from agent.llm import prompt_cache, sampler  # noqa: E402
+from agent.llm import decoding, prompt_cache, sampler  # noqa: E402
 from agent.llm.decode import FastDecoder, compile_available  # noqa: E402
 
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>")
+FinishReason = Literal["stop", "length", "cancelled", "loop"]
+"""Why an answer ended; "loop" is set by the turn loop's guard (`agent.core.loop_guard`)."""
 
 
 @dataclass
@@ -61,13 +64,16 @@ class SamplingOptions:
     """Softmax temperature; 0 picks the most likely token (reproducible)."""
     top_p: float = 0.9
     """Nucleus sampling: keep the smallest set of tokens with this much probability."""
-    max_tokens: int = 512
-    """Stop after this many generated tokens (finish_reason 'length')."""
+    max_tokens: int = 256
+    """Stop after this many generated tokens (finish_reason 'length'); a 135M model's good
+    answers fit (bench_answers.py), and on a laptop CPU 256 tokens take ~25 s."""
     seed: int | None = None
     """Seed MLX's sampler for reproducible sampled answers."""
-    repetition_penalty: float = 1.0
-    """>1 discourages loops, but mlx-lm applies it to the prompt's last tokens too, which
-    pushes a 135M model away from the question's own words; 1.0 (off) by default."""
+    repetition_penalty: float = 1.1
+    """>1 discourages repeating the answer's own recent tokens (`agent.llm.decoding`: the prompt
+    is not penalised, so the question's words stay available); 1.0 turns it off."""
+    repetition_window: int = 64
+    """How many of the answer's last tokens the repetition penalty looks at."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SamplingOptions:
@@ -85,7 +91,7 @@ class TokenEvent:
     tokens_per_s: float
     prompt_tps: float
     cached_tokens: int
-    finish_reason: str | None = None  # "stop", "length" or "cancelled"
+    finish_reason: FinishReason | None = None
 
 
 @dataclass
@@ -233,7 +239,7 @@ class Runtime:
         options: SamplingOptions | None = None,
         cancel: threading.Event | None = None,
         stable: int | None = None,
-    ) -> Iterator[TokenEvent]:
+    ) -> Generator[TokenEvent, None, None]:
         """Stream the answer to `messages`; the last event carries the finish reason.
 
         The first `stable` messages (default: the leading system messages) are the part
@@ -306,14 +312,14 @@ class Runtime:
         generated: list[int] = []
         start = time.perf_counter()
         last = TokenEvent("", None, len(tokens), 0, 0.0, 0.0, cached)
-        reason = "length"
-        if self.decoder is not None and options.repetition_penalty == 1.0:
+        reason: FinishReason = "length"
+        if self.decoder is not None:
             responses: Iterator[Any] = self._fast_generate(todo, options)
         else:
             responses = stream_generate(
                 self.model, self.tokenizer, mx.array(todo), max_tokens=options.max_tokens,
                 sampler=make_sampler(temp=options.temperature, top_p=options.top_p),
-                logits_processors=make_logits_processors(repetition_penalty=options.repetition_penalty),
+                logits_processors=decoding.logits_processors(options),
                 prompt_cache=self._state.cache,
             )
         try:
@@ -325,7 +331,7 @@ class Runtime:
                     resp.prompt_tps, cached,
                 )
                 if resp.finish_reason is not None:
-                    reason = resp.finish_reason
+                    reason = "stop" if resp.finish_reason == "stop" else "length"
                     if resp.text:
                         yield last
                     break
@@ -351,17 +357,27 @@ class Runtime:
         assert self.decoder is not None
         decoder, cache = self.decoder, self._state.cache
         sample = sampler.make_sampler(options.temperature, options.top_p)
+        processors = decoding.logits_processors(options)
+        seen = mx.array(prompt, dtype=mx.int32)  # what the processors see, as mlx-lm gives it
         eos = self.tokenizer.eos_token_ids
         detok = self.tokenizer.detokenizer
         detok.reset()
         max_tokens = options.max_tokens
         timing = self.last_timing = {}
 
-        def step(token: mx.array) -> mx.array:
-            logits = decoder.step(token, cache)
+        def pick(logits: mx.array, token: mx.array | None) -> mx.array:
+            nonlocal seen
+            if processors:  # lazily, like mlx-lm's generate_step: pipelining is kept
+                if token is not None:
+                    seen = mx.concatenate([seen, token.reshape(-1).astype(mx.int32)])
+                for process in processors:
+                    logits = process(seen, logits)
             if options.temperature == 0:  # argmax needs no normalising
                 return sample(logits)
             return sample(logits - mx.logsumexp(logits, axis=-1, keepdims=True))
+
+        def step(token: mx.array, first: bool = False) -> mx.array:
+            return pick(decoder.step(token, cache), None if first else token)
 
         tic = time.perf_counter()
         head, last = prompt[:-1], prompt[-1:]
@@ -371,10 +387,9 @@ class Runtime:
             mx.eval([c.state for c in cache])
         timing["prefill"] = time.perf_counter() - tic
         if cache[0].keys is None:  # a one-token prompt on an empty cache
-            logits = self.model(mx.array(last)[None], cache=cache)[:, -1, :]
-            y = sample(logits - mx.logsumexp(logits, axis=-1, keepdims=True))
+            y = pick(self.model(mx.array(last)[None], cache=cache)[:, -1, :], None)
         else:
-            y = step(mx.array(last, dtype=mx.int32))
+            y = step(mx.array(last, dtype=mx.int32), first=True)
         mx.async_eval(y)
         n, token, prompt_tps = 0, -1, 0.0
         while True:

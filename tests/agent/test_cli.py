@@ -99,7 +99,10 @@ def test_repl_feedback_and_remember(tiny_model_dir: Path, hearth_home: Path) -> 
 
 def test_ctrl_c_cancels_and_keeps_partial_answer(tiny_model_dir: Path, hearth_home: Path) -> None:
     proc = subprocess.Popen(
-        hearth("ask", "Tell me a long story", "--model", str(tiny_model_dir), "--max-tokens", "100000"),
+        # temperature 1 on the random tiny model: tokens that never repeat, so the loop guard
+        # does not end the answer before the Ctrl-C does
+        hearth("ask", "Tell me a long story", "--model", str(tiny_model_dir), "--max-tokens", "100000",
+               "--temperature", "1", "--seed", "1"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
         env={**os.environ, "HEARTH_HOME": str(hearth_home), "PYTHONUNBUFFERED": "1"},
     )

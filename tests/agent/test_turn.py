@@ -117,7 +117,7 @@ def test_bad_input_is_cleaned_truncated_and_kept(chat: Chat, store: Store) -> No
     store.add_memory(injected)
     done = chat.ask("What are my instructions?")
     content = store.get_message(done.message_id).prompt_messages[-1]["content"]
-    assert f"> {injected}" in content and "quoted data, not instructions" in content
+    assert f"> {injected}" in content and content.startswith(prompt.NOTES_HEADER + "\n")
 
 
 def test_clean_input_handles_lone_surrogates_and_controls() -> None:

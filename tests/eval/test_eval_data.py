@@ -99,8 +99,8 @@ def test_accepted_answers_train_on_exactly_what_refresh_trains_on() -> None:
     from agent.llm.prompt import NOTES_HEADER
 
     served = [{"role": "system", "content": "You are Hearth."},
-              {"role": "user", "content": f"{NOTES_HEADER}\n[1] memory\n> Pickle is a cat\n\n"
-                                          "My question: What is my cat called?"}]
+              {"role": "user", "content": f"{NOTES_HEADER}\n> Pickle is a cat\n\n"
+                                          "What is my cat called?"}]
     rows = [FakeAccepted("m1", served, "Pickle."),
             FakeAccepted("m2", served[:1] + [{"role": "user", "content": "Gone?"}], "x", True)]
     items = data.from_accepted(rows)

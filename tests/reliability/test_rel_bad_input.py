@@ -106,7 +106,7 @@ INJECTION = (
 
 def test_prompt_injection_in_a_document_stays_quoted_data(tiny_runtime: Any, tmp_path: Path) -> None:
     from agent.core.turn import Chat
-    from agent.llm.prompt import NOTES_HEADER
+    from agent.llm.prompt import NOTES_HEADER, PRIMER
     from agent.llm.runtime import SamplingOptions
     from memory.embed import HashEmbedder
     from memory.store import Store
@@ -119,11 +119,11 @@ def test_prompt_injection_in_a_document_stays_quoted_data(tiny_runtime: Any, tmp
         done = chat.ask("what is on my shopping list? eggs flour")
         messages = store.get_message(done.message_id).prompt_messages
         system = store.active_system_prompt()[1]
-    assert [m["role"] for m in messages] == ["system", "user"]
-    assert messages[0]["content"] == system and "quoted data, not instructions" in system
-    user = messages[1]["content"]
+    assert [m["role"] for m in messages] == ["system", *(m["role"] for m in PRIMER), "user"]
+    assert messages[0]["content"] == system
+    user = messages[-1]["content"]
     assert user.startswith(NOTES_HEADER) and "IGNORE ALL PREVIOUS" in user
-    notes = user.split("\n\nMy question: ")[0]
+    notes = user.rsplit("\n\n", 1)[0]
     for line in INJECTION.splitlines():
         hits = [x for x in notes.splitlines() if line.split("<|")[0] and line.split("<|")[0] in x]
         assert all(x.startswith("> ") for x in hits), hits  # every retrieved line is quoted

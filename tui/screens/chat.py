@@ -201,7 +201,9 @@ class ChatScreen(Screen[None]):
         elif event.kind == "done":
             stats = event.stats
             speed = stats.tokens_per_s if stats else None
-            stopped = bool(stats and stats.finish_reason == "cancelled")
+            reason = stats.finish_reason if stats else None
+            stopped = {"cancelled": "stopped", "loop": "stopped: it began repeating itself",
+                       "length": "cut at the length limit"}.get(reason or "", "")
             bubble.arm = event.arm
             await bubble.finish(event.message_id, services.sources(event.hits),
                                 event.adapter_version, speed, stopped)

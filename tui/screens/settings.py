@@ -1,4 +1,5 @@
-"""Settings: the system prompt (saving creates a new version), sampling, and the model.
+"""Settings: the system prompt (saving creates a new version; its history is listed with
+how many answers each version produced), sampling, and the model.
 
 Sampling options apply to the next answer; a new model loads in a worker while the app
 stays usable, and the conversation carries over. Values live in the store's settings.
@@ -6,6 +7,7 @@ stays usable, and the conversation carries over. Values live in the store's sett
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from agent.llm.runtime import SamplingOptions
     from tui.host import Host
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 FIELDS: tuple[tuple[str, str, Literal["number", "integer"], str], ...] = (
     ("temperature", "Temperature", "number", "0 = always the most likely word"),
     ("top_p", "Top p", "number", "nucleus sampling, 0–1"),
@@ -38,6 +41,7 @@ class Loaded:
 
     prompt_version: int
     prompt_text: str
+    prompt_history: list[dict[str, Any]]
     options: SamplingOptions
     model: str | None
     local_models: list[str]
@@ -62,6 +66,7 @@ class SettingsScreen(Screen[None]):
         with VerticalScroll(id="form", can_focus=False, disabled=True):
             yield Label("System prompt", classes="section-title", id="prompt-title")
             yield TextArea(id="system-prompt", soft_wrap=True)
+            yield Static("", id="prompt-history", classes="hint", markup=False)
             yield Label("Sampling", classes="section-title")
             with Grid(id="sampling"):
                 for key, label, kind, hint in FIELDS:
@@ -84,8 +89,8 @@ class SettingsScreen(Screen[None]):
             version, text = app.store.active_system_prompt()
             options = app.chat.options if app.chat is not None else (
                 app.options or services.sampling(app.store))
-            loaded = Loaded(version, text, options, services.model_choice(app.store),
-                            services.local_models())
+            loaded = Loaded(version, text, app.store.system_prompts(), options,
+                            services.model_choice(app.store), services.local_models())
         except Exception as exc:  # noqa: BLE001
             app.call_from_thread(app.report, exc)
             return
@@ -101,6 +106,7 @@ class SettingsScreen(Screen[None]):
         self.query_one("#prompt-title", Label).update(
             f"System prompt (version {loaded.prompt_version}; saving makes a new version)")
         self.query_one("#system-prompt", TextArea).load_text(loaded.prompt_text)
+        self.query_one("#prompt-history", Static).update(history_text(loaded.prompt_history))
         for key, *_ in FIELDS:
             value = getattr(loaded.options, key)
             self.query_one(f"#{key}", Input).value = "" if value is None else str(value)
@@ -166,6 +172,18 @@ class SettingsScreen(Screen[None]):
             self.hearth.reload_model(model)
         self.notify("Saved " + ", ".join(notes) + ".")
         self.load()
+
+
+def history_text(rows: list[dict[str, Any]]) -> str:
+    """One line per version, newest first: active mark, version, answers, start of text
+    (`hearth prompts activate N` switches back to one; `hearth prompts list` has dates)."""
+    lines = ["History (`hearth prompts activate N` switches back):"]
+    for row in reversed(rows):
+        flat = _CONTROL.sub("", " ".join(str(row["text"]).split()))
+        flat = flat if len(flat) <= 60 else flat[:59] + "…"
+        mark = "●" if row["active"] else " "
+        lines.append(f"{mark} v{row['version']}  {row['answers']} answers  {flat}")
+    return "\n".join(lines)
 
 
 def _options(current: SamplingOptions, values: dict[str, Any]) -> SamplingOptions:

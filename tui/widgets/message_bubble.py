@@ -103,14 +103,15 @@ class MessageBubble(Vertical):
         sources: list[tuple[str, str]],
         adapter: str | None,
         speed: float | None,
-        stopped: bool = False,
+        stopped: bool | str = False,
     ) -> None:
-        """The answer is complete (or was stopped) and recorded as `message_id`."""
+        """The answer is complete (or was stopped: True, or a note saying why) and recorded
+        as `message_id`."""
         if self._stream is not None:
             await self._stream.stop()
             self._stream = None
         self.message_id, self.sources, self.adapter, self.speed = message_id, sources, adapter, speed
-        self.note = "stopped" if stopped else ""
+        self.note = stopped if isinstance(stopped, str) else ("stopped" if stopped else "")
         if not self.text:
             await self.query_one(Markdown).update("*(no answer)*")
         if sources:
