@@ -7,9 +7,9 @@ search) and offers it as a few-shot example (`similar_accepted`); a bare {"text"
 becomes a past answer. The store embeds with the real embedder unless given another.
 
 `build_prompts` makes, for each held-out item, the prompt *without* retrieval (conditions
-base and adapter) and *with* it (rag and both), by the chat's own steps: `Store.search`,
-`Store.similar_accepted`, then `agent.llm.prompt.assemble` within the chat's budgets
-(`agent.core.turn.ChatSettings`). `served_prompt` gives the no-retrieval prompt that a file's
+base and adapter) and *with* it (rag and both), by the chat's own context builder
+(`agent.core.context.build`: search, similar accepted answers, assemble within the chat's
+budgets). `served_prompt` gives the no-retrieval prompt that a file's
 training pair is trained on, so what the adapter learns is what it is shown.
 
 It does not call the model (token counting aside) and keeps nothing outside `folder`.
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.eval.data import Item
 from adapters.training.errors import AdapterError
+from agent.core.context import ChatSettings, build
 from agent.llm import prompt
 from agent.llm.prompt import training_messages
 
@@ -38,7 +39,8 @@ ProgressFn = Callable[[int, int], None]
 
 @dataclass
 class Budget:
-    """The chat's prompt budgets (defaults copied from `agent.core.turn.ChatSettings` at run time)."""
+    """The chat's prompt budgets (`agent.core.context.ChatSettings`) plus the room the chat
+    keeps for its answer."""
 
     retrieval_k: int = 4
     examples_k: int = 1
@@ -50,7 +52,6 @@ class Budget:
     @classmethod
     def from_chat(cls, context_window: int = 8192) -> Budget:
         """The budgets `agent.core.turn.Chat` uses with default settings and sampling options."""
-        from agent.core.turn import ChatSettings  # lazy: imports MLX (via the runtime)
         from agent.llm.runtime import SamplingOptions  # lazy: imports MLX
 
         chat = ChatSettings()
@@ -63,6 +64,10 @@ class Budget:
     @property
     def prompt_tokens(self) -> int:
         return self.context_tokens - self.answer_tokens
+
+    @property
+    def settings(self) -> ChatSettings:
+        return ChatSettings(self.retrieval_k, self.examples_k, self.context_tokens, self.notes_tokens)
 
 
 @dataclass
@@ -131,11 +136,8 @@ def build_prompts(
     out = Prompts()
     for done, item in enumerate(items, 1):
         system = item.system or system_prompt
-        hits = store.search(item.question, k=budget.retrieval_k)
-        examples = store.similar_accepted(item.question, k=budget.examples_k)
-        built = prompt.assemble(system, item.question, item.history, hits, examples,
-                                count=count, budget=budget.prompt_tokens,
-                                notes_budget=budget.notes_tokens)
+        built = build(store, item.question, item.history, system_prompt=system,
+                      settings=budget.settings, count=count, prompt_tokens=budget.prompt_tokens)
         out.plain.append(served_prompt(item, system_prompt, count, budget))
         out.retrieved.append(built.messages)
         out.hits.append([{"kind": h.kind, "text": h.text, "score": round(h.score, 5)}

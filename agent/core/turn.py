@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adapters.training import experiments, registry
+from agent.core import context
+from agent.core.context import RETRIEVAL_QUERY_CHARS, ChatSettings
 from agent.core.loop_guard import LoopGuard
 from agent.foundation.errors import HearthError
 from agent.llm import prompt
@@ -34,7 +36,6 @@ if TYPE_CHECKING:
     from memory.store import Store
 
 MAX_INPUT_CHARS = 1_000_000
-RETRIEVAL_QUERY_CHARS = 2_000  # a huge paste searches by its beginning
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -60,20 +61,6 @@ class TurnEvent:
     adapter_version: str | None = None
     arm: str | None = None
     """The A/B arm that served this answer ('incumbent' / 'candidate'; None: no trial)."""
-
-
-@dataclass
-class ChatSettings:
-    """Per-chat knobs; defaults suit a 135M model on a laptop CPU."""
-
-    retrieval_k: int = 4
-    """How many memory/document/history hits to offer the prompt."""
-    examples_k: int = 1
-    """How many similar accepted answers to show as examples."""
-    context_tokens: int = 4096
-    """Prompt + answer budget (the model allows 8k; prefill on CPU is ~90 tok/s)."""
-    notes_tokens: int = 768
-    """Budget for the quoted notes inside the prompt."""
 
 
 class Chat:
@@ -164,18 +151,13 @@ class Chat:
         self.pending_suggestions = list(self.store.suggest_memories(text[:RETRIEVAL_QUERY_CHARS]))
         for suggestion in self.pending_suggestions:
             yield TurnEvent("notice", f"remember “{suggestion.text}”? type /yes to keep it")
-        query = text[:RETRIEVAL_QUERY_CHARS]
-        hits = self.store.search(
-            query, k=self.settings.retrieval_k, exclude_conversation_id=self.conversation_id
-        )
-        examples = self.store.similar_accepted(query, k=self.settings.examples_k)
         version, system_prompt = (serving.prompt if serving and serving.prompt
                                   else self.store.active_system_prompt())
         budget = min(self.settings.context_tokens, self.runtime.context_window) - self.options.max_tokens
-        built = prompt.assemble(
-            system_prompt, text, self.history, hits, examples,
-            count=self.runtime.count_tokens, budget=budget, notes_budget=self.settings.notes_tokens,
-            specials=self.specials,
+        built = context.build(
+            self.store, text, self.history, system_prompt=system_prompt, settings=self.settings,
+            count=self.runtime.count_tokens, prompt_tokens=budget, specials=self.specials,
+            exclude_conversation_id=self.conversation_id,
         )
         if built.truncated_user:
             yield TurnEvent("notice", "your message was too long and was cut to fit the context window")

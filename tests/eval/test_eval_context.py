@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.eval import context, data
-from agent.llm.prompt import NOTES_HEADER
+from agent.llm.prompt import NOTES_HEADER, PRIMER
 from memory.embed import HashEmbedder
 
 
@@ -38,10 +38,12 @@ def test_prompts_retrieve_training_pairs_and_never_held_out_ones(tmp_path: Path)
     train_answers = {it.reference for it in split.train}
     for item, plain, rich, used in zip(held, prompts.plain, prompts.retrieved,
                                        prompts.examples_used, strict=True):
-        assert [m["role"] for m in plain] == ["system", "user"]
+        primer = [m["role"] for m in PRIMER]
+        assert [m["role"] for m in plain] == ["system", *primer, "user"]
         assert plain[-1]["content"] == item.question  # no notes without retrieval
         assert rich[-1]["content"].startswith(NOTES_HEADER) and item.question in rich[-1]["content"]
-        assert used == 1 and rich[2]["content"] in train_answers  # a few-shot training pair
+        example_answer = rich[1 + len(PRIMER) + 1]["content"]  # after the fixed primer
+        assert used == 1 and example_answer in train_answers  # a few-shot training pair
         assert all(item.reference not in m["content"] for m in rich)  # the answer never leaks
 
 
@@ -70,6 +72,7 @@ def test_file_pairs_train_on_the_served_prompt() -> None:
                                     {"role": "assistant", "content": "Pickle."}])
     msgs = context.train_messages(item, "System text.", lambda s: 1, context.Budget())
     assert msgs == [{"role": "system", "content": "System text."},
+                    *[dict(m) for m in PRIMER],  # the served prompt's fixed worked examples
                     {"role": "user", "content": "Cat?"},
                     {"role": "assistant", "content": "Pickle."}]
     own = data.Item("Cat?", "Pickle.", "h", train_messages=({"role": "user", "content": "x"},))
