@@ -37,6 +37,7 @@ from adapters.training.evaluate import probe_digest
 from adapters.training.gate import Verdict
 from adapters.training.train import train_adapter
 from agent.foundation import paths
+from agent.foundation.errors import ModelError
 from agent.foundation.ids import now_iso
 from agent.llm import models
 
@@ -369,14 +370,13 @@ def train_and_judge(store: Store, base: registry.Base, snapshot: Snapshot, confi
 
 
 def _load(base: registry.Base) -> tuple[Any, Any]:
-    from mlx_lm import load  # lazy: imports MLX
+    from agent.llm import weights  # lazy: imports MLX
 
     try:
-        loaded = load(str(base.path))
-    except Exception as exc:  # noqa: BLE001 - any loader failure becomes one line
+        return weights.load_model(base.path)  # the chat runtime's own loader
+    except ModelError as exc:
         raise AdapterError(f"cannot load the base model at {base.path} ({exc}); "
                            "run `hearth doctor`") from exc
-    return loaded[0], loaded[1]
 
 
 def judge(store: Store, base: registry.Base, model: Any, tokenizer: Any, snapshot: Snapshot,

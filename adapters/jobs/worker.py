@@ -76,12 +76,11 @@ def run_refresh(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from mlx_lm import load
-
     from adapters.training.config import TrainConfig
     from adapters.training.train import train_adapter
+    from agent.llm.weights import load_model  # lazy: imports MLX
 
-    model, tokenizer = load(args.model)[:2]
+    model, tokenizer = load_model(args.model)
     config = TrainConfig.from_dict(json.loads(args.config))
     result = train_adapter(model, tokenizer, args.run_dir, config,
                            progress=_printer(args.log, args.blas_threads < 0))

@@ -32,6 +32,7 @@ from typing import Any
 
 from adapters.training.batching import eval_batches, make_answer_loss
 from adapters.training.errors import AdapterError
+from agent.foundation.errors import AdapterLoadError
 
 Messages = list[dict[str, str]]
 PROBE_FILE = "probe.jsonl"
@@ -248,20 +249,16 @@ def mean_kl(reference: Any, other: Any) -> float:
 def use_adapter(model: Any, adapter_dir: Path | None) -> None:
     """Serve `adapter_dir` (an mlx-lm adapter folder) on `model`, or the bare base for None.
 
-    Replaces any LoRA layers already there, without reloading the base weights.
+    Replaces any LoRA layers already there, without reloading the base weights, through the
+    chat runtime's own hot-swap (`agent.llm.weights`); on failure the bare base is left.
     """
-    import mlx.core as mx  # lazy: imports MLX
-    from mlx_lm.tuner.utils import load_adapters, remove_lora_layers  # lazy: imports MLX
+    from agent.llm import weights  # lazy: imports MLX
 
-    remove_lora_layers(model)
-    model.freeze()
+    weights.remove_adapter(model)
     if adapter_dir is None:
         return
     try:
-        load_adapters(model, str(adapter_dir))
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        remove_lora_layers(model)
-        raise AdapterError(
-            f"adapter {adapter_dir.name} cannot be loaded ({exc}); roll back or delete it"
-        ) from exc
-    mx.eval(model.parameters())
+        weights.apply_adapter(model, adapter_dir)
+    except AdapterLoadError as exc:
+        weights.remove_adapter(model)
+        raise AdapterError(f"adapter {adapter_dir.name} cannot be loaded: {exc}") from exc

@@ -208,9 +208,9 @@ def probe_nll(model: Any, tokenizer: Any, text: str = PROBE_TEXT) -> float:
 
 def validate_model(folder: Path) -> float:
     """Load the converted folder with mlx-lm and check its logits; returns the probe NLL."""
-    from mlx_lm import load  # lazy: imports MLX
+    from agent.llm.weights import load_model  # lazy: imports MLX
 
-    model, tokenizer = load(str(folder))[:2]
+    model, tokenizer = load_model(folder)
     nll = probe_nll(model, tokenizer)
     if nll > MAX_PROBE_NLL:
         raise ModelError(f"converted model looks broken (probe NLL {nll:.2f} > {MAX_PROBE_NLL})")

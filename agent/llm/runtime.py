@@ -15,15 +15,15 @@ any other model goes through `mlx_lm.stream_generate`; both apply the same logit
 generation the BLAS thread count is chosen by `agent.foundation.blas.choose_threads` (free cores, one
 while a refresh trains).
 
-`set_adapter()` wraps the base model's linear layers with LoRA (mlx-lm tuner) and loads the
-adapter's weights, or unwraps them again, without reloading the base weights.
+`set_adapter()` wraps the base model's linear layers with LoRA and loads the adapter's
+weights, or unwraps them again, without reloading the base weights (`agent.llm.weights`,
+the one loader and hot-swap that refresh and eval use too).
 
 It does not assemble prompts, retrieve or record anything (see `agent.core.turn`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import threading
@@ -31,7 +31,7 @@ import time
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from agent.foundation import blas
 from agent.foundation.errors import AdapterLoadError, ModelError
@@ -44,11 +44,8 @@ import mlx.nn as nn  # noqa: E402
 from mlx_lm import stream_generate  # noqa: E402
 from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache  # noqa: E402
 from mlx_lm.sample_utils import make_sampler  # noqa: E402
-from mlx_lm.tuner.lora import LoRALinear  # noqa: E402
-from mlx_lm.tuner.utils import linear_to_lora_layers  # noqa: E402
-from mlx_lm.utils import load as mlx_load  # noqa: E402
 
-from agent.llm import decoding, prompt_cache, sampler  # noqa: E402
+from agent.llm import decoding, prompt_cache, sampler, weights  # noqa: E402
 from agent.llm.decode import FastDecoder, compile_available  # noqa: E402
 
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>")
@@ -145,13 +142,7 @@ class Runtime:
     @classmethod
     def load(cls, ref: ModelRef, **options: Any) -> Runtime:
         """Load `ref`; `options` go to the constructor (fast, prefix_store)."""
-        try:
-            model, tokenizer = mlx_load(str(ref.path))[:2]
-        except Exception as exc:
-            raise ModelError(
-                f"could not load the model at {ref.path} ({type(exc).__name__}: {exc}); "
-                "run `hearth models convert --force` or restore it"
-            ) from exc
+        model, tokenizer = weights.load_model(ref.path)
         return cls(model, tokenizer, ref, **options)
 
     @classmethod
@@ -421,39 +412,6 @@ class Runtime:
                     "stop" if token in eos else "length")
 
     # adapters -----------------------------------------------------------------------
-    def _unwrap_lora(self) -> None:
-        swaps = [
-            (name, module.linear)
-            for name, module in self.model.named_modules()
-            if isinstance(module, LoRALinear)
-        ]
-        if swaps:
-            from mlx.utils import tree_unflatten
-
-            self.model.update_modules(tree_unflatten(swaps))
-
-    def _apply_adapter(self, path: Path) -> None:
-        config_file, weights_file = path / "adapter_config.json", path / "adapters.safetensors"
-        try:
-            config = json.loads(config_file.read_text())
-            weights = cast("dict[str, mx.array]", mx.load(str(weights_file)))
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise AdapterLoadError(f"adapter {path.name} is unreadable ({exc}); roll back or delete it") from exc
-        if config.get("fine_tune_type", "lora") != "lora":
-            raise AdapterLoadError(f"adapter {path.name}: only LoRA adapters are supported")
-        linear_to_lora_layers(self.model, config["num_layers"], config["lora_parameters"])
-        expected = {k for k, _ in _flat(self.model.trainable_parameters())}
-        if not expected or set(weights) != expected:
-            raise AdapterLoadError(
-                f"adapter {path.name} does not fit this model ({len(weights)} tensors for "
-                f"{len(expected)} LoRA parameters); it was trained for another base"
-            )
-        bad = [k for k, v in weights.items() if not bool(mx.all(mx.isfinite(v)).item())]
-        if bad:
-            raise AdapterLoadError(f"adapter {path.name} holds non-finite weights; roll back")
-        self.model.load_weights(list(weights.items()), strict=False)
-        mx.eval(self.model.parameters())
-
     def set_adapter(self, path: Path | None) -> float:
         """Serve `path` (an mlx-lm adapter folder) or the bare base; returns seconds taken.
 
@@ -462,15 +420,14 @@ class Runtime:
         start = time.perf_counter()
         with self._lock:
             previous = self.adapter_path
-            self._unwrap_lora()
-            self.model.freeze()
+            weights.remove_adapter(self.model)
             try:
                 if path is not None:
-                    self._apply_adapter(Path(path))
+                    weights.apply_adapter(self.model, Path(path))
             except AdapterLoadError:
-                self._unwrap_lora()
+                weights.remove_adapter(self.model)
                 if previous is not None:
-                    self._apply_adapter(previous)
+                    weights.apply_adapter(self.model, previous)
                 raise
             self.adapter_path = Path(path) if path is not None else None
             self._state = _CacheState(make_prompt_cache(self.model))
@@ -482,9 +439,3 @@ class Runtime:
 def _cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def _flat(params: Any) -> list[tuple[str, Any]]:
-    from mlx.utils import tree_flatten
-
-    return list(cast("list[tuple[str, Any]]", tree_flatten(params)))
