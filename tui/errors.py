@@ -8,7 +8,8 @@ where. The app never shows a traceback.
 
 from __future__ import annotations
 
-from agent.foundation.errors import is_user_error, log_crash
+from agent.foundation.crashlog import log_crash
+from agent.foundation.errors import is_user_error
 
 
 def describe(exc: BaseException) -> str:

@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from agent.cli.chat_cmds import open_app
 from agent.cli.options import add_model_options
 from agent.foundation import blas, offline, paths
-from agent.foundation.errors import is_user_error, log_crash
+from agent.foundation.crashlog import log_crash
+from agent.foundation.errors import is_user_error
 from agent.foundation.textsafe import SafeStream
 
 Handler = Callable[[argparse.Namespace], int]

@@ -115,7 +115,7 @@ def test_a_marker_through_crash_training_run_and_adapter_leaves_no_byte(
     from adapters.training.config import RefreshPolicy, TrainConfig
     from adapters.training.errors import AdapterError
     from agent.core.forgetting import forget
-    from agent.foundation.errors import log_crash
+    from agent.foundation.crashlog import log_crash
     from memory.embed import HashEmbedder
     from memory.store import Store
     from tests.adapters.adapter_helpers import seed

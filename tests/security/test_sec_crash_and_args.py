@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agent.foundation import paths
-from agent.foundation.errors import log_crash, redact_argv
+from agent.foundation.crashlog import log_crash, redact_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 PIN = "my PIN is 4321-secret"

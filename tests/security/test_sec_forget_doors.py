@@ -20,7 +20,7 @@ from adapters.training.config import RefreshPolicy, TrainConfig
 from adapters.training.errors import AdapterError
 from agent.cli.main import main
 from agent.foundation import paths
-from agent.foundation.errors import log_crash
+from agent.foundation.crashlog import log_crash
 from memory.embed import HashEmbedder
 from memory.store import Store
 from tests.adapters.adapter_helpers import seed
