@@ -32,7 +32,9 @@ pytestmark = pytest.mark.slow
 DATA = Path(__file__).parent / "data" / "persona.jsonl"
 SYSTEM = "You are Hearth."
 POLICY = RefreshPolicy(skip_on_battery=False, skip_if_active_minutes=0)
-PERSONA = TrainConfig(learning_rate=2e-4, iters=24, num_layers=8, steps_per_eval=8,
+# 56 steps: the default rewrites make ~10 examples of each of the 44 answers, so 24 steps
+# (enough before them) saw each answer under once and the held-out fact was not learned
+PERSONA = TrainConfig(learning_rate=2e-4, iters=56, num_layers=8, steps_per_eval=8,
                       steps_per_save=8)
 HELD_OUT = "What do I call my dog?"  # not among the 44 accepted questions
 
