@@ -20,6 +20,7 @@ from adapters.eval import data
 from adapters.training.errors import AdapterError
 from agent.cli.options import add_model_options, progress_bar
 from agent.foundation import paths
+from agent.foundation.proc import pid_alive
 from agent.llm import models
 
 MIN_ACCEPTED = 8
@@ -151,19 +152,12 @@ def clean_stale_tmp() -> list[Path]:
     removed = []
     for folder in paths.eval_tmp_dir().glob(f"{TMP_PREFIX}*"):
         pid = folder.name[len(TMP_PREFIX):].split("-")[0]
-        if not pid.isdigit() or not _alive(int(pid)):
+        if not pid.isdigit() or not pid_alive(int(pid)):
             paths.safe_remove(folder)
             removed.append(folder)
     return removed
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 

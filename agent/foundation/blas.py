@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.foundation import paths
+from agent.foundation.proc import pid_alive
 
 _loaded: str | None = None
 _tried = False
@@ -212,13 +213,6 @@ def _flag_dir() -> Path:
     return paths.cache_dir()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 
@@ -233,7 +227,7 @@ def _refresh_pid(folder: Path | None) -> int:
 def refresh_running(folder: Path | None = None) -> bool:
     """True while a refresh worker's flag file names a live process (other than this one)."""
     pid = _refresh_pid(folder)
-    return pid > 0 and pid != os.getpid() and _pid_alive(pid)
+    return pid > 0 and pid != os.getpid() and pid_alive(pid)
 
 
 def is_refresh_worker(folder: Path | None = None) -> bool:
