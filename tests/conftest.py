@@ -28,6 +28,20 @@ def hearth_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     yield home
 
 
+@pytest.fixture
+def guard() -> Iterator[None]:
+    """The offline guard on for one test (attempts cleared), restored afterwards."""
+    from agent.foundation import offline
+
+    was_on = offline.is_enabled()
+    offline.enable()
+    offline.attempts.clear()
+    yield
+    offline.attempts.clear()
+    if not was_on:
+        offline.disable()
+
+
 @pytest.fixture(scope="session")
 def bundled_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundled SmolLM2 converted to an mlx-lm float32 folder, once per test session."""

@@ -7,24 +7,12 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from agent.foundation import offline
 from agent.foundation.errors import NetworkRefused
-
-
-@pytest.fixture
-def guard() -> Iterator[None]:
-    was_on = offline.is_enabled()
-    offline.enable()
-    offline.attempts.clear()
-    yield
-    offline.attempts.clear()
-    if not was_on:
-        offline.disable()
 
 
 def test_guard_refuses_remote_connects_with_one_line_naming_the_caller(guard: None) -> None:

@@ -7,7 +7,6 @@ import _socket
 import importlib
 import socket
 import sys
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,17 +14,6 @@ from agent.foundation import offline
 from agent.foundation.errors import NetworkRefused
 
 REMOTE = ("192.0.2.1", 9)  # TEST-NET-1: never routed, so even a leak would go nowhere
-
-
-@pytest.fixture
-def guard() -> Iterator[None]:
-    was_on = offline.is_enabled()
-    offline.enable()
-    offline.attempts.clear()
-    yield
-    offline.attempts.clear()
-    if not was_on:
-        offline.disable()
 
 
 def test_udp_sendto_and_sendmsg_are_refused(guard: None) -> None:
