@@ -2,7 +2,7 @@
 
   decode_ratio             chat-path decode tok/s / bare mlx_lm.stream_generate, same greedy
                            sampler, same process, interleaved rounds                    (goal >= 1.5)
-  decode_ratio_same_threads  the same, the bare run given the chat's BLAS thread count
+  decode_ratio_same_threads  the same, the bare run given the chat's decode BLAS thread count
   ttft_first_turn_s        first turn of a new conversation (system prompt, an example,
                            four notes, a question) in a fresh cache, the stable prefix on disk
                            from an earlier conversation                                  (goal <= 1.0)
@@ -12,6 +12,7 @@
                            stops itself / chat decode alone                              (goal >= 0.45)
   bare_under_load_ratio    the same for bare mlx-lm (library-default threads)
   decode_tps, bare_decode_tps, decode_cpu_ms_per_token, peak_rss_mb               (rss goal <= 1500)
+  first_launch_peak_rss_mb  a fresh process converting the bundled model, then loading it (rss goal too)
   sample_ms_*              what sampling one token costs (top-p over the 49k vocabulary)
   step_ms_* / breakdown_*  where one decode token's CPU time goes
   decode_vs_llamacpp       only when llama-cpp-python is installed (benchmark-only extra)
@@ -79,8 +80,9 @@ def load_str() -> str:
 
 
 # prompts ------------------------------------------------------------------------------
-def typical_first_turn(question: str) -> list[dict[str, str]]:
-    """A first turn as the chat builds it: system prompt, one example, four notes, question."""
+def typical_first_turn(question: str) -> tuple[list[dict[str, str]], int | None]:
+    """A first turn as the chat builds it: system prompt, one example, four notes, question;
+    with how many leading messages the chat passes as stable (None on code without it)."""
     from agent.llm import prompt
 
     try:
@@ -97,7 +99,7 @@ def typical_first_turn(question: str) -> list[dict[str, str]]:
         target = EXAMPLE_A
 
     built = prompt.assemble(system, question, [], [Hit(s, t) for s, t in NOTES], [Example()])
-    return built.messages
+    return built.messages, getattr(built, "stable", None)
 
 
 # measurements ---------------------------------------------------------------------------
@@ -126,11 +128,19 @@ def hearth_decode(rt: Any, max_tokens: int) -> tuple[float, float]:
     return float(final.tokens_per_s), cpu_ms
 
 
-def time_to_first_token(rt: Any, msgs: list[dict[str, str]]) -> float:
+def first_token_stream(rt: Any, msgs: list[dict[str, str]], stable: int | None = None) -> Iterator[Any]:
+    """rt.stream for one token, passing the stable-prefix count as the chat does (if any)."""
     from agent.llm.runtime import SamplingOptions
 
+    options = SamplingOptions(temperature=0.0, max_tokens=1)
+    if stable is None:
+        return iter(rt.stream(msgs, options))
+    return iter(rt.stream(msgs, options, stable=stable))
+
+
+def time_to_first_token(rt: Any, msgs: list[dict[str, str]], stable: int | None = None) -> float:
     start = time.perf_counter()
-    for _ in rt.stream(msgs, SamplingOptions(temperature=0.0, max_tokens=1)):
+    for _ in first_token_stream(rt, msgs, stable):
         return time.perf_counter() - start
     return time.perf_counter() - start
 
@@ -325,6 +335,22 @@ def child_prefill(model_path: str) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def first_launch_rss_mb() -> float:
+    """Peak RSS (MB) of a fresh process that converts the bundled model (a new user's first
+    launch, into an empty HEARTH_HOME) and then loads it for chat."""
+    code = (
+        "import json, resource, sys; sys.path.insert(0, sys.argv[1])\n"
+        "from agent.llm import models\nfrom agent.llm.runtime import Runtime\n"
+        "Runtime.load(models.resolve())\n"
+        "print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))\n"
+    )
+    root = os.environ.get("HEARTH_BENCH_CODE") or str(Path(__file__).resolve().parent.parent)
+    with tempfile.TemporaryDirectory() as home:
+        out = subprocess.run([sys.executable, "-c", code, root], env={**os.environ, "HEARTH_HOME": home},
+                             capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def measure_ttft(rt: Any, rounds: int) -> dict[str, Any]:
     """Time to first token: a new conversation's first turn, and a follow-up vs cold."""
     from agent.llm.runtime import SamplingOptions
@@ -334,19 +360,21 @@ def measure_ttft(rt: Any, rounds: int) -> dict[str, Any]:
         empty, warm_dir = Path(tmp) / "empty", Path(tmp) / "prefix"
         first_turn, nocache = [], []
         for i in range(rounds):
-            msgs = typical_first_turn(f"What flowers should I plant this spring? ({i})")
-            earlier = typical_first_turn("When is Ana's birthday?")
+            msgs, stable = typical_first_turn(f"What flowers should I plant this spring? ({i})")
+            earlier, _ = typical_first_turn("When is Ana's birthday?")
             with prefix_folder(rt, empty / str(i)):
                 rt.reset_cache()  # as after a restart, nothing on disk either
-                nocache.append(time_to_first_token(rt, msgs))
+                nocache.append(time_to_first_token(rt, msgs, stable))
             with prefix_folder(rt, warm_dir):
                 rt.reset_cache()
-                list(rt.stream(earlier, SamplingOptions(temperature=0.0, max_tokens=1)))
+                list(first_token_stream(rt, earlier, stable))
                 rt.reset_cache()  # a new process: only the disk cache survives
-                first_turn.append(time_to_first_token(rt, msgs))
+                first_turn.append(time_to_first_token(rt, msgs, stable))
         results["ttft_first_turn_s"] = statistics.median(first_turn)
         results["ttft_first_turn_nocache_s"] = statistics.median(nocache)
         results["first_turn_prompt_tokens"] = len(rt.prompt_tokens(msgs))
+        if stable is not None and hasattr(rt, "stable_prefix"):
+            results["first_turn_stable_tokens"] = rt.stable_prefix(msgs, stable, rt.prompt_tokens(msgs))
 
         # follow-up turn of a conversation vs the same prompt cold
         first = [{"role": "user", "content": PREFILL_TEXT + " Summarise this."}]
@@ -402,7 +430,7 @@ def main() -> None:
         tps, cpu_ms = hearth_decode(rt, args.tokens)
         ours.append(tps)
         ours_cpu.append(cpu_ms)
-        threads.append(getattr(rt, "threads", None))
+        threads.append(getattr(rt, "decode_threads", None) or getattr(rt, "threads", None))
         bare_same.append(bare_decode(rt, tokens, args.tokens, threads=threads[-1]))
     results["decode_ratio"] = statistics.median(ours) / statistics.median(bare)
     results["decode_ratio_same_threads"] = statistics.median(ours) / statistics.median(bare_same)
@@ -436,6 +464,7 @@ def main() -> None:
         results["llamacpp_decode_tps"] = llama
         results["decode_vs_llamacpp"] = results["decode_tps"] / llama
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    results["first_launch_peak_rss_mb"] = first_launch_rss_mb()
     results["load_after"] = load_str()
     report(results)
 

@@ -159,6 +159,13 @@ def report(measure: bool = True) -> BlasReport:
 
 
 # thread policy ------------------------------------------------------------------------
+DECODE_THREADS = 1
+"""BLAS threads while decoding one token at a time. Measured on the 2-core box, idle, bundled
+model, 64 greedy tokens: Hearth's compiled decode 20.8-21.4 tok/s on one thread against
+12.1-12.9 on two; bare mlx-lm 19.5 vs 18.7 (passive waiting: each of the ~120 small
+matrix-vector products per token pays a thread wake-up that its split does not earn back).
+Prefill (matrix-matrix) keeps the threads `choose_threads` gives it."""
+
 CHAT_ACTIVE_S = 300.0
 """A chat turn within this many seconds counts as someone chatting."""
 

@@ -252,10 +252,15 @@ def convert_gguf(
         if quant is not None:
             config = model_config(meta, quant)
         mx.save_safetensors(str(tmp / "model.safetensors"), tensors, metadata={"format": "mlx"})
+        # the float32 tensors (538 MB) and the GGUF's arrays are on disk now: free them before
+        # validation loads the model again, or the first launch peaks at ~1.55 GB (issue 14)
+        del tensors, weights
+        mx.clear_cache()
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
         reference = _save_tokenizer(meta, tmp)
         validate_tokenizer(tmp, reference)
         nll = validate_model(tmp)
+        mx.clear_cache()  # validation's copy of the model is gone; the runtime loads its own
         files = {f.name: sha256_file(f) for f in sorted(tmp.iterdir())}
         sizes = {f.name: f.stat().st_size for f in sorted(tmp.iterdir())}
         manifest = {

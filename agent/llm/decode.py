@@ -116,6 +116,7 @@ class FastDecoder:
             gate.weight, up.weight = wgu[:ng], wgu[ng:]
             self._fused.append((wqkv, wgu))
         mx.eval(self.model.parameters())
+        mx.clear_cache()  # the unfused originals' buffers: give them back, not keep them pooled
 
     # the step ---------------------------------------------------------------------
     def _step(self, token: mx.array, offset: mx.array, keys: list[mx.array],

@@ -12,8 +12,8 @@ Decoding uses `agent.llm.decode.FastDecoder` (fused projections, a compiled fixe
 and `agent.llm.sampler` (top-p without sorting the vocabulary) for Llama-family float models;
 any other model goes through `mlx_lm.stream_generate`; both apply the same logits processors
 (`agent.llm.decoding`: the answer-only repetition penalty). Before each
-generation the BLAS thread count is chosen by `agent.foundation.blas.choose_threads` (free cores, one
-while a refresh trains).
+generation the BLAS thread count for the prefill is chosen by `agent.foundation.blas.choose_threads`
+(free cores, one while a refresh trains); the fast path decodes on `blas.DECODE_THREADS` (one).
 
 `set_adapter()` wraps the base model's linear layers with LoRA and loads the adapter's
 weights, or unwraps them again, without reloading the base weights (`agent.llm.weights`,
@@ -133,7 +133,9 @@ class Runtime:
         )
         self.prefix_store = prefix_store if prefix_store is not None else prompt_cache.PrefixStore()
         self.threads: int | None = None
-        """BLAS threads chosen for the last generation (None: no optimised BLAS to set)."""
+        """BLAS threads chosen for the last prefill (None: no optimised BLAS to set)."""
+        self.decode_threads: int | None = None
+        """BLAS threads the last decode ran on (the fast path drops to `blas.DECODE_THREADS`)."""
         self.last_timing: dict[str, float] = {}
         """Seconds spent in the last generation: prefill, first_token, decode (per token)."""
         self._cpu_mark = (time.monotonic(), _cpu_seconds())
@@ -377,6 +379,10 @@ class Runtime:
             self.model(mx.array(chunk)[None], cache=cache)
             mx.eval([c.state for c in cache])
         timing["prefill"] = time.perf_counter() - tic
+        self.decode_threads = self.threads
+        if self.threads is not None and self.threads > blas.DECODE_THREADS:
+            blas.set_threads(blas.DECODE_THREADS)  # GEMVs: one thread is faster (blas.py)
+            self.decode_threads = blas.DECODE_THREADS
         if cache[0].keys is None:  # a one-token prompt on an empty cache
             y = pick(self.model(mx.array(last)[None], cache=cache)[:, -1, :], None)
         else:

@@ -279,6 +279,20 @@ def test_runtime_sets_blas_threads_by_policy(tiny_runtime: Runtime, monkeypatch:
     assert tiny_runtime.threads == 1
 
 
+def test_prefill_takes_the_free_cores_and_decode_one_thread(
+    tiny_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert tiny_runtime.decoder is not None
+    chosen: list[int] = []
+    monkeypatch.setattr(blas, "set_threads", lambda n: chosen.append(n) or 2)
+    monkeypatch.setattr(blas, "busy_cpus", lambda: 0.0)
+    monkeypatch.setattr(blas, "refresh_running", lambda: False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    list(tiny_runtime.stream(MSGS, SamplingOptions(temperature=0.0, max_tokens=3)))
+    assert chosen == [2, blas.DECODE_THREADS]
+    assert (tiny_runtime.threads, tiny_runtime.decode_threads) == (2, 1)
+
+
 @pytest.mark.slow
 def test_bundled_model_compiled_greedy_equals_mlx_lm(bundled_model_dir: Path) -> None:
     rt = Runtime.load(ModelRef("smollm2", bundled_model_dir, "x"))
