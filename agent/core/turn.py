@@ -6,7 +6,9 @@ For each user message `Chat.send()`:
   3. assembles the prompt (`agent.llm.prompt`) within the context budget,
   4. picks up a newly activated adapter (a row in the store) without reloading the base,
   5. streams the answer (`agent.llm.runtime`), stopping it with finish reason "loop" when the
-     loop guard (`agent.core.loop_guard`) sees it repeat itself (the partial answer is kept),
+     loop guard (`agent.core.loop_guard`) sees it repeat itself (the partial answer is kept);
+     a question about the user that memory has nothing on starts "I don't know"
+     (`agent.core.personal`), so a small model cannot begin it by inventing,
   6. records it with everything needed to reproduce it: prompt messages, hits, model id,
      adapter and prompt versions, timings.
 Feedback (accept / reject / edit) goes to the store against the last answer.
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adapters.training import experiments, registry
-from agent.core import context
+from agent.core import context, personal
 from agent.core.context import RETRIEVAL_QUERY_CHARS, ChatSettings
 from agent.core.loop_guard import LoopGuard
 from agent.foundation.errors import HearthError
@@ -164,7 +166,9 @@ class Chat:
         start = time.perf_counter()
         answer, final = "", None
         guard = LoopGuard()
-        stream = self.runtime.stream(built.messages, self.options, cancel, stable=built.stable)
+        prefix = personal.answer_prefix(text, bool(built.hits_used), self.history)
+        stream = self.runtime.stream(built.messages, self.options, cancel, stable=built.stable,
+                                     prefix=prefix)
         try:
             for ev in stream:
                 if ev.finish_reason is not None:

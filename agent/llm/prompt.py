@@ -6,7 +6,9 @@ adapter learns is exactly what it is shown (`training_messages` = assembled prom
 Layout of an assembled prompt (stable parts first, so a cached prefix is reused turn to turn):
   system   : the active system-prompt version (never dropped)
   primer   : fixed worked examples (user/assistant pairs): using a note, admitting not knowing,
-             a short helpful answer — a 135M model follows examples, not meta-instructions
+             a short helpful answer, using a note again — a 135M model follows examples, not
+             meta-instructions; the same question shape with and without a note (dog / brother)
+             is the contrast that took grounded recall from 0.55 to 0.875 (bench_answers.py)
   examples : a few accepted answers similar to the question, as user/assistant pairs
   history  : the conversation so far (oldest turns dropped first when over budget)
   user     : "My notes:" then each retrieved note quoted with "> " (documents carry their
@@ -49,8 +51,11 @@ DEFAULT_SPECIALS: tuple[str, ...] = (
     "[INST]", "[/INST]", "<s>", "</s>",
 )
 PRIMER: tuple[Message, ...] = (
+    {"role": "user", "content": NOTES_HEADER + "\n> My dog is called Rex.\n> I work as a nurse."
+     "\n\nWhat is my dog's name?"},
+    {"role": "assistant", "content": "Your dog is called Rex."},
     {"role": "user", "content": "What is my brother's name?"},
-    {"role": "assistant", "content": "I don't know yet. Tell me, and I can remember it."},
+    {"role": "assistant", "content": "I don't know your brother's name yet. You can tell me."},
     {"role": "user", "content": "How do I keep bread fresh?"},
     {"role": "assistant", "content": "Keep it in a paper bag or a bread box at room "
      "temperature. Freeze the slices you won't eat within two days."},

@@ -232,16 +232,21 @@ class Runtime:
         options: SamplingOptions | None = None,
         cancel: threading.Event | None = None,
         stable: int | None = None,
+        prefix: str = "",
     ) -> Generator[TokenEvent, None, None]:
         """Stream the answer to `messages`; the last event carries the finish reason.
 
         The first `stable` messages (default: the leading system messages) are the part
         that recurs across conversations; its KV cache is kept on disk and reused.
+        `prefix` starts the answer (the model continues it); its text arrives with the first
+        generated token, so the first event still marks when the model started answering.
         """
         options = options or SamplingOptions()
         with self._lock:
             tokens = self.prompt_tokens(messages)
-            yield from self._stream(tokens, options, cancel, self.stable_prefix(messages, stable, tokens))
+            stable_tokens = self.stable_prefix(messages, stable, tokens)
+            head = self.tokenizer.encode(prefix, add_special_tokens=False) if prefix else []
+            yield from self._stream(tokens + head, options, cancel, stable_tokens, head)
 
     def stream_tokens(
         self, tokens: list[int], options: SamplingOptions, cancel: threading.Event | None = None,
@@ -294,8 +299,9 @@ class Runtime:
     # generation -------------------------------------------------------------------------
     def _stream(
         self, tokens: list[int], options: SamplingOptions, cancel: threading.Event | None,
-        stable: int = 0,
+        stable: int = 0, head: Sequence[int] = (),
     ) -> Iterator[TokenEvent]:
+        """Generate after `tokens`, whose last `head` tokens already begin the answer."""
         if options.seed is not None:
             mx.random.seed(options.seed)
         self._choose_threads()
@@ -315,17 +321,23 @@ class Runtime:
                 logits_processors=decoding.logits_processors(options),
                 prompt_cache=self._state.cache,
             )
+        pending = self.tokenizer.decode(list(head)) if head else ""
         try:
             for resp in responses:
                 generated.append(resp.token)
                 counted = len(generated) - (resp.finish_reason == "stop")
+                text = resp.text
+                if pending:  # the answer's given start, then this token as it reads after it
+                    joint = self.tokenizer.decode([*head, resp.token]) if resp.finish_reason != "stop" else pending
+                    text = pending + (joint[len(pending):] if joint.startswith(pending) else text)
+                    pending = ""
                 last = TokenEvent(
-                    resp.text, resp.token, len(tokens), counted, resp.generation_tps,
+                    text, resp.token, len(tokens), counted, resp.generation_tps,
                     resp.prompt_tps, cached,
                 )
                 if resp.finish_reason is not None:
                     reason = "stop" if resp.finish_reason == "stop" else "length"
-                    if resp.text:
+                    if last.text:
                         yield last
                     break
                 yield last
@@ -383,6 +395,8 @@ class Runtime:
         if self.threads is not None and self.threads > blas.DECODE_THREADS:
             blas.set_threads(blas.DECODE_THREADS)  # GEMVs: one thread is faster (blas.py)
             self.decode_threads = blas.DECODE_THREADS
+        # a free core reads half of the output projection (decode.py); none free: one stream
+        decoder.split_head = mx.default_device() == mx.cpu and (self.threads or 1) >= 2
         if cache[0].keys is None:  # a one-token prompt on an empty cache
             y = pick(self.model(mx.array(last)[None], cache=cache)[:, -1, :], None)
         else:

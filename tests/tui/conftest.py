@@ -107,14 +107,15 @@ class GatedRuntime:
         return getattr(self._inner, name)
 
     def stream(self, messages: Any, options: Any = None, cancel: threading.Event | None = None,
-               stable: int | None = None) -> Iterator[Any]:
+               stable: int | None = None, prefix: str = "") -> Iterator[Any]:
         assert cancel is not None
         if self.before_first:
             self.waiting.set()
             cancel.wait(10)
             yield TokenEvent("", None, 0, 0, 0.0, 0.0, 0, "cancelled")
             return
-        for i, event in enumerate(self._inner.stream(messages, options, cancel, stable=stable)):
+        for i, event in enumerate(self._inner.stream(messages, options, cancel, stable=stable,
+                                                              prefix=prefix)):
             yield event
             if i == 0:
                 self.waiting.set()
