@@ -168,7 +168,7 @@ class Chat:
         guard = LoopGuard()
         prefix = personal.answer_prefix(text, bool(built.hits_used), self.history)
         stream = self.runtime.stream(built.messages, self.options, cancel, stable=built.stable,
-                                     prefix=prefix)
+                                     prefix=prefix, avoid=prompt.no_copy_texts())
         try:
             for ev in stream:
                 if ev.finish_reason is not None:

@@ -1,17 +1,21 @@
-"""Logits processors for decoding: a repetition penalty over the answer only.
+"""Logits processors for decoding: a repetition penalty over the answer only, and no copying
+of the prompt layer's fixed text.
 
 mlx-lm's own `repetition_penalty` looks at the last N tokens of prompt *and* answer, so at
 the start of an answer it pushes a small model away from the question's own words (a tea
 question drifts to coffee). `answer_repetition_penalty` penalises only tokens the answer has
-already produced, within a sliding `window`. `logits_processors(options)` builds the list
-the runtime hands to `mlx_lm.stream_generate`.
+already produced, within a sliding `window`. `no_copy(sequences)` forbids the token that
+would continue a run of `NO_COPY_N` tokens copied from given text (the primer's worked
+examples: a 135M model otherwise slips "I have two bikes" from an example into an answer
+about rain); it stays lazy (no host sync), so the decode loop's pipelining is kept.
+`logits_processors(options, avoid)` builds the list the runtime hands to the decode loop.
 
 It does not sample or stop generation (see `agent.core.loop_guard` for that).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from agent.foundation import blas
@@ -45,9 +49,71 @@ def answer_repetition_penalty(penalty: float, window: int) -> Processor:
     return process
 
 
-def logits_processors(options: Any) -> list[Processor]:
-    """The processors `options` (a SamplingOptions) asks for; none when the penalty is 1."""
+NO_COPY_N = 3
+"""Tokens of copied context before the next copied token is forbidden (3: "I have two" may
+be said, "I have two bikes" from an example may not)."""
+
+
+def space_variants(vocab: dict[str, int]) -> list[int]:
+    """For each token id, the id of the same text with its leading space toggled (itself when
+    there is none): "I" and " I" are different tokens, and a copied run often starts on the
+    other one (byte-level BPE marks the space with "Ġ", SentencePiece with "▁")."""
+    size = max(vocab.values()) + 1
+    other = list(range(size))
+    for text, tid in vocab.items():
+        for mark in ("Ġ", "▁"):
+            if text.startswith(mark) and len(text) > 1 and (bare := vocab.get(text[1:])) is not None:
+                other[tid], other[bare] = bare, tid
+    return other
+
+
+def no_copy(sequences: Sequence[Sequence[int]], n: int = NO_COPY_N,
+            variants: Sequence[int] | None = None) -> Processor | None:
+    """Forbid the next token of any `n`-token run of `sequences` the answer has just copied
+    (runs compared up to leading spaces when `variants` is given; see `space_variants`)."""
+    contexts, following = [], []
+    canon = (lambda t: min(t, variants[t]) if t < len(variants) else t) if variants else (lambda t: t)
+    for seq in sequences:
+        for i in range(len(seq) - n):
+            contexts.append([canon(t) for t in seq[i : i + n]])
+            nxt = int(seq[i + n])
+            following.append([nxt, variants[nxt] if variants and nxt < len(variants) else nxt])
+    if not contexts:
+        return None
+    ctx = mx.array(contexts, dtype=mx.int32)
+    nxt_ids = mx.array(following, dtype=mx.int32)  # (m, 2): the next token, spaced and not
+    table = mx.array([min(i, v) for i, v in enumerate(variants)], dtype=mx.int32) if variants else None
+    start: int | None = None
+
+    def process(tokens: mx.array, logits: mx.array) -> mx.array:
+        nonlocal start
+        length = int(tokens.shape[-1])
+        if start is None:
+            start = length
+            return logits
+        if length - start < n:
+            return logits
+        last = tokens[length - n :].astype(mx.int32)
+        if table is not None:
+            last = table[mx.minimum(last, table.shape[0] - 1)]
+        hit = mx.all(ctx == last[None, :], axis=1)[:, None]
+        vocab = logits.shape[-1]
+        index = mx.where(hit, nxt_ids, vocab).reshape(-1)  # misses land on a spare slot
+        penalty = mx.where(hit, -mx.inf, 0.0).astype(logits.dtype)
+        bias = mx.zeros((vocab + 1,), dtype=logits.dtype).at[index].add(
+            mx.broadcast_to(penalty, nxt_ids.shape).reshape(-1))
+        return logits + bias[:vocab]
+
+    return process
+
+
+def logits_processors(options: Any, avoid: Sequence[Sequence[int]] = (),
+                      variants: Sequence[int] | None = None) -> list[Processor]:
+    """The processors `options` (a SamplingOptions) asks for, plus `no_copy(avoid)`."""
+    found: list[Processor] = []
     penalty = float(getattr(options, "repetition_penalty", 1.0) or 1.0)
-    if penalty == 1.0:
-        return []
-    return [answer_repetition_penalty(penalty, int(getattr(options, "repetition_window", 64)))]
+    if penalty != 1.0:
+        found.append(answer_repetition_penalty(penalty, int(getattr(options, "repetition_window", 64))))
+    if (guard := no_copy(avoid, variants=variants)) is not None:
+        found.append(guard)
+    return found

@@ -50,12 +50,13 @@ DEFAULT_SPECIALS: tuple[str, ...] = (
     "<|end_header_id|>", "<|begin_of_text|>", "<start_of_turn>", "<end_of_turn>",
     "[INST]", "[/INST]", "<s>", "</s>",
 )
+DONT_KNOW_EXAMPLE = "I don't know your brother's name yet. You can tell me."
 PRIMER: tuple[Message, ...] = (
     {"role": "user", "content": NOTES_HEADER + "\n> My dog is called Rex.\n> I work as a nurse."
      "\n\nWhat is my dog's name?"},
     {"role": "assistant", "content": "Your dog is called Rex."},
     {"role": "user", "content": "What is my brother's name?"},
-    {"role": "assistant", "content": "I don't know your brother's name yet. You can tell me."},
+    {"role": "assistant", "content": DONT_KNOW_EXAMPLE},
     {"role": "user", "content": "How do I keep bread fresh?"},
     {"role": "assistant", "content": "Keep it in a paper bag or a bread box at room "
      "temperature. Freeze the slices you won't eat within two days."},
@@ -157,6 +158,13 @@ def user_content(question: str, hits: Sequence[HitLike], specials: Iterable[str]
 def prompt_layer_texts() -> list[str]:
     """Fixed text Hearth adds around the user's words (what an answer must not recite)."""
     return [NOTES_HEADER, *(m["content"] for m in PRIMER)]
+
+
+def no_copy_texts(primer: Sequence[Message] = PRIMER) -> list[str]:
+    """The primer's example text an answer may not copy runs of (`agent.llm.decoding.no_copy`):
+    everything but the not-knowing answer, which is the pattern a primed "I don't know"
+    (`agent.core.personal`) should follow."""
+    return [m["content"] for m in primer if m["content"] != DONT_KNOW_EXAMPLE]
 
 
 def last_user_question(example: ExampleLike) -> str:

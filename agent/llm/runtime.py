@@ -136,6 +136,9 @@ class Runtime:
         """BLAS threads chosen for the last prefill (None: no optimised BLAS to set)."""
         self.decode_threads: int | None = None
         """BLAS threads the last decode ran on (the fast path drops to `blas.DECODE_THREADS`)."""
+        self._avoid_key: tuple[str, ...] = ()
+        self._avoid_seqs: list[list[int]] = []
+        self._space_variants: list[int] | None = None
         self.last_timing: dict[str, float] = {}
         """Seconds spent in the last generation: prefill, first_token, decode (per token)."""
         self._cpu_mark = (time.monotonic(), _cpu_seconds())
@@ -233,6 +236,7 @@ class Runtime:
         cancel: threading.Event | None = None,
         stable: int | None = None,
         prefix: str = "",
+        avoid: Sequence[str] = (),
     ) -> Generator[TokenEvent, None, None]:
         """Stream the answer to `messages`; the last event carries the finish reason.
 
@@ -240,13 +244,33 @@ class Runtime:
         that recurs across conversations; its KV cache is kept on disk and reused.
         `prefix` starts the answer (the model continues it); its text arrives with the first
         generated token, so the first event still marks when the model started answering.
+        The answer may not copy runs of `avoid`'s texts (`decoding.no_copy`: the primer's
+        examples, which a small model otherwise parrots into unrelated answers).
         """
         options = options or SamplingOptions()
         with self._lock:
             tokens = self.prompt_tokens(messages)
             stable_tokens = self.stable_prefix(messages, stable, tokens)
             head = self.tokenizer.encode(prefix, add_special_tokens=False) if prefix else []
-            yield from self._stream(tokens + head, options, cancel, stable_tokens, head)
+            yield from self._stream(tokens + head, options, cancel, stable_tokens, head,
+                                    self._avoid_tokens(tuple(avoid)))
+
+    def _avoid_tokens(self, texts: tuple[str, ...]) -> list[list[int]]:
+        """Token sequences of `texts` (as written and after a space), cached across turns."""
+        if texts != self._avoid_key:
+            enc = self.tokenizer.encode
+            self._avoid_key = texts
+            self._avoid_seqs = [enc(v, add_special_tokens=False)
+                                for t in texts for v in (t, " " + t)]
+        return self._avoid_seqs
+
+    def _variants(self, avoid: Sequence[Sequence[int]]) -> list[int] | None:
+        """`decoding.space_variants` of this tokenizer (built once, when first needed)."""
+        if not avoid:
+            return None
+        if self._space_variants is None:
+            self._space_variants = decoding.space_variants(dict(self.tokenizer.vocab))
+        return self._space_variants
 
     def stream_tokens(
         self, tokens: list[int], options: SamplingOptions, cancel: threading.Event | None = None,
@@ -299,7 +323,7 @@ class Runtime:
     # generation -------------------------------------------------------------------------
     def _stream(
         self, tokens: list[int], options: SamplingOptions, cancel: threading.Event | None,
-        stable: int = 0, head: Sequence[int] = (),
+        stable: int = 0, head: Sequence[int] = (), avoid: Sequence[Sequence[int]] = (),
     ) -> Iterator[TokenEvent]:
         """Generate after `tokens`, whose last `head` tokens already begin the answer."""
         if options.seed is not None:
@@ -313,12 +337,12 @@ class Runtime:
         last = TokenEvent("", None, len(tokens), 0, 0.0, 0.0, cached)
         reason: FinishReason = "length"
         if self.decoder is not None:
-            responses: Iterator[Any] = self._fast_generate(todo, options)
+            responses: Iterator[Any] = self._fast_generate(todo, options, avoid)
         else:
             responses = stream_generate(
                 self.model, self.tokenizer, mx.array(todo), max_tokens=options.max_tokens,
                 sampler=make_sampler(temp=options.temperature, top_p=options.top_p),
-                logits_processors=decoding.logits_processors(options),
+                logits_processors=decoding.logits_processors(options, avoid, self._variants(avoid)),
                 prompt_cache=self._state.cache,
             )
         pending = self.tokenizer.decode(list(head)) if head else ""
@@ -357,12 +381,13 @@ class Runtime:
         tps = last.tokens_per_s or len(generated) / elapsed
         yield TokenEvent("", None, len(tokens), last.generated_tokens, tps, last.prompt_tps, cached, reason)
 
-    def _fast_generate(self, prompt: list[int], options: SamplingOptions) -> Iterator[_Resp]:
+    def _fast_generate(self, prompt: list[int], options: SamplingOptions,
+                       avoid: Sequence[Sequence[int]] = ()) -> Iterator[_Resp]:
         """`stream_generate`'s loop (same yields and timing) over FastDecoder steps."""
         assert self.decoder is not None
         decoder, cache = self.decoder, self._state.cache
         sample = sampler.make_sampler(options.temperature, options.top_p)
-        processors = decoding.logits_processors(options)
+        processors = decoding.logits_processors(options, avoid, self._variants(avoid))
         seen = mx.array(prompt, dtype=mx.int32)  # what the processors see, as mlx-lm gives it
         eos = self.tokenizer.eos_token_ids
         detok = self.tokenizer.detokenizer
