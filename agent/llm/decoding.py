@@ -15,7 +15,7 @@ It does not sample or stop generation (see `agent.core.loop_guard` for that).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from agent.foundation import blas
@@ -68,15 +68,19 @@ def space_variants(vocab: dict[str, int]) -> list[int]:
 
 
 def no_copy(sequences: Sequence[Sequence[int]], n: int = NO_COPY_N,
-            variants: Sequence[int] | None = None) -> Processor | None:
+            variants: Sequence[int] | None = None, allowed: Collection[int] = ()) -> Processor | None:
     """Forbid the next token of any `n`-token run of `sequences` the answer has just copied
-    (runs compared up to leading spaces when `variants` is given; see `space_variants`)."""
+    (runs compared up to leading spaces when `variants` is given; see `space_variants`),
+    unless that token is in `allowed` (the user's own context: "Your dog is called" may go
+    on to "called" when the user's note says "called"; it may not go on to the example's "Rex")."""
     contexts, following = [], []
     canon = (lambda t: min(t, variants[t]) if t < len(variants) else t) if variants else (lambda t: t)
     for seq in sequences:
         for i in range(len(seq) - n):
-            contexts.append([canon(t) for t in seq[i : i + n]])
             nxt = int(seq[i + n])
+            if nxt in allowed or (variants and nxt < len(variants) and variants[nxt] in allowed):
+                continue
+            contexts.append([canon(t) for t in seq[i : i + n]])
             following.append([nxt, variants[nxt] if variants and nxt < len(variants) else nxt])
     if not contexts:
         return None
@@ -108,12 +112,13 @@ def no_copy(sequences: Sequence[Sequence[int]], n: int = NO_COPY_N,
 
 
 def logits_processors(options: Any, avoid: Sequence[Sequence[int]] = (),
-                      variants: Sequence[int] | None = None) -> list[Processor]:
+                      variants: Sequence[int] | None = None,
+                      allowed: Collection[int] = ()) -> list[Processor]:
     """The processors `options` (a SamplingOptions) asks for, plus `no_copy(avoid)`."""
     found: list[Processor] = []
     penalty = float(getattr(options, "repetition_penalty", 1.0) or 1.0)
     if penalty != 1.0:
         found.append(answer_repetition_penalty(penalty, int(getattr(options, "repetition_window", 64))))
-    if (guard := no_copy(avoid, variants=variants)) is not None:
+    if (guard := no_copy(avoid, variants=variants, allowed=allowed)) is not None:
         found.append(guard)
     return found

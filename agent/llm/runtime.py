@@ -245,7 +245,8 @@ class Runtime:
         `prefix` starts the answer (the model continues it); its text arrives with the first
         generated token, so the first event still marks when the model started answering.
         The answer may not copy runs of `avoid`'s texts (`decoding.no_copy`: the primer's
-        examples, which a small model otherwise parrots into unrelated answers).
+        examples, which a small model otherwise parrots into unrelated answers) into a token
+        the prompt after its stable part does not hold.
         """
         options = options or SamplingOptions()
         with self._lock:
@@ -337,12 +338,13 @@ class Runtime:
         last = TokenEvent("", None, len(tokens), 0, 0.0, 0.0, cached)
         reason: FinishReason = "length"
         if self.decoder is not None:
-            responses: Iterator[Any] = self._fast_generate(todo, options, avoid)
+            responses: Iterator[Any] = self._fast_generate(todo, options, avoid, set(tokens[stable:]))
         else:
             responses = stream_generate(
                 self.model, self.tokenizer, mx.array(todo), max_tokens=options.max_tokens,
                 sampler=make_sampler(temp=options.temperature, top_p=options.top_p),
-                logits_processors=decoding.logits_processors(options, avoid, self._variants(avoid)),
+                logits_processors=decoding.logits_processors(options, avoid, self._variants(avoid),
+                                                              set(tokens[stable:])),
                 prompt_cache=self._state.cache,
             )
         pending = self.tokenizer.decode(list(head)) if head else ""
@@ -382,12 +384,13 @@ class Runtime:
         yield TokenEvent("", None, len(tokens), last.generated_tokens, tps, last.prompt_tps, cached, reason)
 
     def _fast_generate(self, prompt: list[int], options: SamplingOptions,
-                       avoid: Sequence[Sequence[int]] = ()) -> Iterator[_Resp]:
+                       avoid: Sequence[Sequence[int]] = (), allowed: set[int] | None = None,
+                       ) -> Iterator[_Resp]:
         """`stream_generate`'s loop (same yields and timing) over FastDecoder steps."""
         assert self.decoder is not None
         decoder, cache = self.decoder, self._state.cache
         sample = sampler.make_sampler(options.temperature, options.top_p)
-        processors = decoding.logits_processors(options, avoid, self._variants(avoid))
+        processors = decoding.logits_processors(options, avoid, self._variants(avoid), allowed or ())
         seen = mx.array(prompt, dtype=mx.int32)  # what the processors see, as mlx-lm gives it
         eos = self.tokenizer.eos_token_ids
         detok = self.tokenizer.detokenizer

@@ -30,6 +30,8 @@ def test_no_copy_forbids_only_the_next_token_of_a_copied_run() -> None:
     fresh = mx.array([9, 9, 1, 2, 4], dtype=mx.int32)
     assert guard(fresh, mx.zeros((1, 8))).tolist()[0] == [0.0] * 8
     assert decoding.no_copy([[1, 2]], n=3) is None  # nothing long enough to copy
+    # a token the user's own context holds may follow ("Your dog is called" + their dog's name)
+    assert decoding.no_copy([[1, 2, 3, 6, 5]], n=3, variants=variants, allowed={7, 5}) is None
 
 
 def test_fast_path_and_mlx_lm_agree_with_no_copy(tiny_runtime: Runtime) -> None:
