@@ -8,7 +8,8 @@ For each user message `Chat.send()`:
   5. streams the answer (`agent.llm.runtime`), stopping it with finish reason "loop" when the
      loop guard (`agent.core.loop_guard`) sees it repeat itself (the partial answer is kept);
      a question about the user that memory has nothing on starts "I don't know"
-     (`agent.core.personal`), so a small model cannot begin it by inventing,
+     (`agent.core.personal`), so a small model cannot begin it by inventing; it may not
+     copy the primer's examples or its own earlier answers (`NO_COPY_ANSWERS`),
   6. records it with everything needed to reproduce it: prompt messages, hits, model id,
      adapter and prompt versions, timings.
 Feedback (accept / reject / edit) goes to the store against the last answer.
@@ -38,6 +39,10 @@ if TYPE_CHECKING:
     from memory.store import Store
 
 MAX_INPUT_CHARS = 1_000_000
+NO_COPY_ANSWERS = 3
+"""An answer may not copy runs of the primer or of this many earlier answers (a 135M model
+otherwise answers a new question with its previous answer), except into words the user's
+question, notes and own turns hold (`agent.llm.decoding.no_copy`)."""
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -167,8 +172,12 @@ class Chat:
         answer, final = "", None
         guard = LoopGuard()
         prefix = personal.answer_prefix(text, bool(built.hits_used), self.history)
+        said = [m["content"] for m in self.history if m["role"] == "assistant"]
+        said = said[len(said) - NO_COPY_ANSWERS:] if NO_COPY_ANSWERS > 0 else []
+        allow = [m["content"] for m in built.messages[built.stable:] if m["content"] not in said]
         stream = self.runtime.stream(built.messages, self.options, cancel, stable=built.stable,
-                                     prefix=prefix, avoid=prompt.no_copy_texts())
+                                     prefix=prefix, avoid=[*prompt.no_copy_texts(), *said],
+                                     allow=allow)
         try:
             for ev in stream:
                 if ev.finish_reason is not None:

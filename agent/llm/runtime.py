@@ -237,6 +237,7 @@ class Runtime:
         stable: int | None = None,
         prefix: str = "",
         avoid: Sequence[str] = (),
+        allow: Sequence[str] | None = None,
     ) -> Generator[TokenEvent, None, None]:
         """Stream the answer to `messages`; the last event carries the finish reason.
 
@@ -246,15 +247,17 @@ class Runtime:
         generated token, so the first event still marks when the model started answering.
         The answer may not copy runs of `avoid`'s texts (`decoding.no_copy`: the primer's
         examples, which a small model otherwise parrots into unrelated answers) into a token
-        the prompt after its stable part does not hold.
+        `allow`'s texts hold (default: the prompt after its stable part).
         """
         options = options or SamplingOptions()
         with self._lock:
             tokens = self.prompt_tokens(messages)
             stable_tokens = self.stable_prefix(messages, stable, tokens)
             head = self.tokenizer.encode(prefix, add_special_tokens=False) if prefix else []
+            allowed = (set(tokens[stable_tokens:]) if allow is None else
+                       {t for text in allow for t in self.tokenizer.encode(text, add_special_tokens=False)})
             yield from self._stream(tokens + head, options, cancel, stable_tokens, head,
-                                    self._avoid_tokens(tuple(avoid)))
+                                    self._avoid_tokens(tuple(avoid)), allowed)
 
     def _avoid_tokens(self, texts: tuple[str, ...]) -> list[list[int]]:
         """Token sequences of `texts` (as written and after a space), cached across turns."""
@@ -325,6 +328,7 @@ class Runtime:
     def _stream(
         self, tokens: list[int], options: SamplingOptions, cancel: threading.Event | None,
         stable: int = 0, head: Sequence[int] = (), avoid: Sequence[Sequence[int]] = (),
+        allowed: set[int] | None = None,
     ) -> Iterator[TokenEvent]:
         """Generate after `tokens`, whose last `head` tokens already begin the answer."""
         if options.seed is not None:
@@ -338,13 +342,13 @@ class Runtime:
         last = TokenEvent("", None, len(tokens), 0, 0.0, 0.0, cached)
         reason: FinishReason = "length"
         if self.decoder is not None:
-            responses: Iterator[Any] = self._fast_generate(todo, options, avoid, set(tokens[stable:]))
+            responses: Iterator[Any] = self._fast_generate(todo, options, avoid, allowed)
         else:
             responses = stream_generate(
                 self.model, self.tokenizer, mx.array(todo), max_tokens=options.max_tokens,
                 sampler=make_sampler(temp=options.temperature, top_p=options.top_p),
                 logits_processors=decoding.logits_processors(options, avoid, self._variants(avoid),
-                                                              set(tokens[stable:])),
+                                                              allowed or ()),
                 prompt_cache=self._state.cache,
             )
         pending = self.tokenizer.decode(list(head)) if head else ""

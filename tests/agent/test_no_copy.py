@@ -3,6 +3,8 @@ leading spaces, lazily; the fast decode path and mlx-lm's loop agree with it on.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlx.core as mx
 from mlx_lm import stream_generate
 from mlx_lm.sample_utils import make_sampler
@@ -53,3 +55,22 @@ def test_fast_path_and_mlx_lm_agree_with_no_copy(tiny_runtime: Runtime) -> None:
                                        avoid=[text]) if e.token is not None]
     eos = set(rt.tokenizer.eos_token_ids)
     assert [t for t in ours if t not in eos] == [t for t in want if t not in eos][: len(ours)]
+
+
+def test_an_answer_does_not_copy_the_previous_answer(tiny_runtime: Runtime, tmp_path: Path) -> None:
+    from agent.core.turn import Chat
+    from memory.embed import HashEmbedder
+    from memory.store import Store
+
+    opts = SamplingOptions(temperature=0.0, max_tokens=10, repetition_penalty=1.0)
+    with Store.open(tmp_path / "h.db", embedder=HashEmbedder()) as store:
+        chat = Chat(tiny_runtime, store, options=opts)
+        first = chat.ask("Say something.").text
+        second = chat.ask("Say something.").text
+        fresh = Chat(tiny_runtime, store, options=opts).ask("Say something.").text
+    enc = tiny_runtime.tokenizer.encode
+    a, b = enc(first, add_special_tokens=False), enc(second, add_special_tokens=False)
+    assert len(a) >= 4 and len(b) >= 4
+    assert fresh == first  # greedy, new conversation: the same answer
+    copied = {tuple(a[i:i + 4]) for i in range(len(a) - 3)}
+    assert not any(tuple(b[i:i + 4]) in copied for i in range(len(b) - 3)), (first, second)

@@ -107,7 +107,7 @@ class GatedRuntime:
         return getattr(self._inner, name)
 
     def stream(self, messages: Any, options: Any = None, cancel: threading.Event | None = None,
-               stable: int | None = None, prefix: str = "", avoid: Any = ()) -> Iterator[Any]:
+               stable: int | None = None, prefix: str = "", avoid: Any = (), allow: Any = None) -> Iterator[Any]:
         assert cancel is not None
         if self.before_first:
             self.waiting.set()
@@ -115,7 +115,7 @@ class GatedRuntime:
             yield TokenEvent("", None, 0, 0, 0.0, 0.0, 0, "cancelled")
             return
         for i, event in enumerate(self._inner.stream(messages, options, cancel, stable=stable,
-                                                              prefix=prefix, avoid=avoid)):
+                                                              prefix=prefix, avoid=avoid, allow=allow)):
             yield event
             if i == 0:
                 self.waiting.set()
