@@ -1,6 +1,7 @@
 """Benchmark learning from use with a simulated user: A/B decisions, preference training, drift.
 
     python scripts/bench_experiments.py [--model two-style|bundled|PATH] [--trials 1000] [--matched]
+    python scripts/bench_experiments.py --bundled-ab
 
 1. `decision_accuracy` / `false_promotion_rate`: the stopping rule (`adapters.training.ab_stats`) on
    synthetic Bernoulli arms with known rates, `--trials` repeated trials per scenario
@@ -27,6 +28,10 @@
    No notes are retrieved (the simulated user keeps none); the embedder is the store's
    hashing one (no torch). The gate's probe-KL bound is lifted for the two-style model (it has
    no general behaviour to protect); its NLL checks stay.
+3. `--bundled-ab` (only this): a prompt A/B on the bundled SmolLM2 through real chat turns to
+   the rule's decision; the candidate prompt asks for answers that begin "Sure", which the
+   135M model ignores, so with the rater accepting "You ..." answers (`--bundled-liked`) it
+   is a no-difference trial: the right outcome is keep (`bundled_ab_*`).
 Prints `name: value` lines.
 """
 
@@ -50,7 +55,7 @@ blas.ensure()  # before anything imports MLX
 import numpy as np  # noqa: E402
 
 from adapters.eval import style_model  # noqa: E402
-from adapters.eval.simulated_user import HELD_OUT, StyleRater, chat_and_rate  # noqa: E402
+from adapters.eval.simulated_user import HELD_OUT, QUESTIONS, StyleRater, chat_and_rate  # noqa: E402
 from adapters.jobs import refresh  # noqa: E402
 from adapters.jobs.preference_refresh import preference_refresh  # noqa: E402
 from adapters.training import ab_stats, drift, experiments  # noqa: E402
@@ -226,6 +231,47 @@ def real_chat(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+SURE_PROMPT = ("You are Hearth, a helpful assistant. Give short, clear answers. "
+               'Begin every answer with the word "Sure".')
+
+
+def bundled_ab(args: argparse.Namespace) -> dict[str, Any]:
+    """A prompt A/B on the bundled SmolLM2 through real chat turns, to a decision: the
+    candidate system prompt asks for answers that begin "Sure"; the simulated user accepts
+    answers opening with `--bundled-liked`; the product's sampling (T 0.2, top-p 0.9), 4
+    tokens per answer (the first word decides). SmolLM2-135M ignores the instruction (its
+    answers open as the primer's do, "You ..." about a third of the time, under either
+    prompt), so this is a no-difference trial on the real model: the right outcome is keep."""
+    from agent.core.context import ChatSettings
+    from agent.llm import models
+    from agent.llm.runtime import Runtime, SamplingOptions
+    from memory.embed import HashEmbedder
+    from memory.store import Store
+
+    os.environ["HEARTH_HOME"] = tempfile.mkdtemp(prefix="hearth-bench-ab-")
+    store = Store.open(embedder=HashEmbedder())
+    t0 = time.perf_counter()
+    runtime = Runtime.load(models.resolve(None))
+    out: dict[str, Any] = {"bundled_load_seconds": round(time.perf_counter() - t0, 1)}
+    eid = experiments.start_prompt_trial(store, SURE_PROMPT, note="bench: bundled A/B")
+    chat = Chat(runtime, store, options=SamplingOptions(max_tokens=4),
+                settings=ChatSettings(retrieval_k=0))
+    rng, turns, t1 = np.random.default_rng(args.seed), 0, time.perf_counter()
+    rater, questions = StyleRater(liked=args.bundled_liked, edit_rate=0.0), QUESTIONS + HELD_OUT
+    while store.running_experiment() is not None and turns < args.bundled_ab_turns:
+        chat_and_rate(chat, rater, 1, rng, questions=(questions[turns % len(questions)],))
+        turns += 1
+    s = experiments.summary(store, eid)
+    c = s.decision.counts
+    out["bundled_ab_outcome"] = s.status
+    out["bundled_ab_counts"] = f"default prompt {c.acc_a}/{c.n_a} vs 'Sure' prompt {c.acc_b}/{c.n_b}"
+    out["bundled_ab_reason"] = s.decision.reason
+    out["bundled_ab_turns"] = turns
+    out["bundled_ab_seconds"] = round(time.perf_counter() - t1, 1)
+    store.close()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="two-style", help="two-style | bundled | an mlx-lm folder")
@@ -250,11 +296,18 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--synthetic-only", action="store_true")
+    parser.add_argument("--bundled-ab", action="store_true",
+                        help="only: a prompt A/B on the bundled SmolLM2 to a decision")
+    parser.add_argument("--bundled-ab-turns", type=int, default=500)
+    parser.add_argument("--bundled-liked", default="You", help="the opener the rater accepts")
     args = parser.parse_args()
     results: dict[str, Any] = {"load_before": os.getloadavg()[0]}
-    results.update(synthetic(args.trials))
-    if not args.synthetic_only:
-        results.update(real_chat(args))
+    if args.bundled_ab:
+        results.update(bundled_ab(args))
+    else:
+        results.update(synthetic(args.trials))
+        if not args.synthetic_only:
+            results.update(real_chat(args))
     results["load_after"] = os.getloadavg()[0]
     for name, value in results.items():
         print(f"{name}: {round(value, 4) if isinstance(value, float) else value}")
