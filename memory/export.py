@@ -37,7 +37,8 @@ MAX_LINE_BYTES = 16 * 2**20
 """The longest line an import reads (a message holds at most ~4 MB of text); a longer one
 is reported and skipped without being read into memory, and export never writes one."""
 # Surrogate keys are not exported (the importing store numbers its own rows).
-SURROGATE = {"feedback": "id", "deletions": "id", "forgotten_examples": "seq"}
+SURROGATE = {"feedback": "id", "deletions": "id", "forgotten_examples": "seq",
+             "experiment_decisions": "id"}
 ORDER = {"system_prompts": "version"}
 
 

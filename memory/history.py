@@ -45,7 +45,11 @@ JSON_META = ("prompt_messages", "hits")
 MESSAGE_SELECT = """
 SELECT m.*, f.kind AS feedback,
   (SELECT e.edited_text FROM feedback e WHERE e.message_id = m.id AND e.kind = 'edited'
-   ORDER BY e.id DESC LIMIT 1) AS edited_text
+   ORDER BY e.id DESC LIMIT 1) AS edited_text,
+  (SELECT a.arm FROM experiment_arms a JOIN experiments x ON x.id = a.experiment_id
+   WHERE a.conversation_id = m.conversation_id AND m.role = 'assistant'
+     AND m.created_at >= x.started_at AND (x.ended_at IS NULL OR m.created_at <= x.ended_at)
+  ) AS arm
 FROM messages m
 LEFT JOIN feedback f ON f.id = (SELECT max(id) FROM feedback WHERE message_id = m.id)
 """

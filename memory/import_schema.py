@@ -8,7 +8,9 @@ UTF-8, integers fit SQLite, reals are finite, choices are one of the allowed val
 every id is a plain token (letters, digits, `-` and `_`: no path separators, no dots), so an
 id can safely name a folder. Fields that are this machine's business are dropped, never
 imported: an adapter version's `path` (its folder is always derived from its validated id
-under the adapters root) and settings that name local files or derived data.
+under the adapters root) and settings that name local files or derived data. A/B trials,
+their arms and decisions travel too, but a trial that was running arrives stopped (it cannot
+run here: its adapters arrive without their folders).
 
 It does not touch the database: `memory.export` inserts what passes.
 """
@@ -177,6 +179,56 @@ RECORD_TYPES: tuple[RecordType, ...] = (
         dropped=("path",),
     ),
     RecordType(
+        "experiment",
+        "experiments",
+        {
+            "id": ID,
+            "kind": Col("text", choices=("adapter", "prompt")),
+            "status": Col("text", choices=("running", "promoted", "kept", "stopped")),
+            "incumbent_adapter": MAYBE_TEXT,
+            "candidate_adapter": MAYBE_ID,
+            "incumbent_prompt": MAYBE_INT,
+            "candidate_prompt": MAYBE_INT,
+            "split": Col("real"),
+            "rule": Col("json", True),
+            "note": MAYBE_TEXT,
+            "started_at": TIME,
+            "ended_at": MAYBE_TEXT,
+            "reason": MAYBE_TEXT,
+        },
+        ("id",),
+    ),
+    RecordType(
+        "experiment_arm",
+        "experiment_arms",
+        {
+            "conversation_id": ID,
+            "experiment_id": ID,
+            "arm": Col("text", choices=("incumbent", "candidate")),
+            "assigned_at": TIME,
+        },
+        ("conversation_id",),
+    ),
+    RecordType(
+        "experiment_decision",
+        "experiment_decisions",
+        {
+            "experiment_id": ID,
+            "created_at": TIME,
+            "action": Col("text", choices=("continue", "promote", "keep", "stop")),
+            "look": MAYBE_INT,
+            "n_a": Col("int"),
+            "acc_a": Col("int"),
+            "n_b": Col("int"),
+            "acc_b": Col("int"),
+            "p_better": MAYBE_REAL,
+            "p_same": MAYBE_REAL,
+            "numbers": Col("json", True),
+            "reason": TEXT,
+        },
+        ("experiment_id", "created_at", "action", "look"),
+    ),
+    RecordType(
         "deletion",
         "deletions",
         {"kind": TEXT, "ids": TEXT, "created_at": TIME},
@@ -267,4 +319,12 @@ def validate(obj: Any) -> tuple[RecordType, dict[str, Any]]:
         raise BadRecord("ordinal must not be negative")
     if kind == "adapter_version" and row["status"] == "training":
         row["status"] = "failed"  # a training run of another store never finishes here
+    if kind == "experiment" and row["status"] == "running":
+        # a trial of another store does not run on here: its arms' adapters arrive without
+        # their folders, and this store may be running its own
+        row["status"] = "stopped"
+        row["ended_at"] = row["ended_at"] or row["started_at"]
+        row["reason"] = "imported while it was running in the exported store"
+    if kind == "experiment" and not 0 < row["split"] < 1:
+        raise BadRecord("split must lie strictly between 0 and 1")
     return spec, row

@@ -81,6 +81,9 @@ class MessageRecord:
     tokens_per_s: float | None = None
     feedback: FeedbackKind | None = None
     edited_text: str | None = None
+    arm: str | None = None
+    """The A/B arm that served this answer ('incumbent' / 'candidate'): its conversation's
+    arm, if the answer was given while that experiment ran; None otherwise."""
 
     @property
     def final_text(self) -> str:

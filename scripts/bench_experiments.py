@@ -1,32 +1,43 @@
 """Benchmark learning from use with a simulated user: A/B decisions, preference training, drift.
 
-    python scripts/bench_experiments.py [--model tiny|bundled|PATH] [--trials 1000]
+    python scripts/bench_experiments.py [--model two-style|bundled|PATH] [--trials 1000] [--matched]
+    python scripts/bench_experiments.py --bundled-ab
 
 1. `decision_accuracy` / `false_promotion_rate`: the stopping rule (`adapters.training.ab_stats`) on
    synthetic Bernoulli arms with known rates, `--trials` repeated trials per scenario
    (known differences 0.25-0.30 either way; no difference at 0.2 / 0.5 / 0.8).
-2. Real chat turns on a small model (`tiny`: a random 2-layer Llama with the SmolLM2
-   tokenizer, built here; or the bundled SmolLM2, slow on CPU) in a throw-away HEARTH_HOME:
-   - history: the simulated user (likes answers opening "Aye") corrected `--history` base
-     answers into its style; `hearth refresh` trains and gates adapter v1 on them (a short
-     budget: v1 answers in that style only some of the time);
-   - it rates `--rate` answers served by v1 (accepts Aye answers, edits half of the others
-     into Aye, rejects the rest);
-   - a supervised refresh trains on all accepted answers (SFT); a preference refresh
-     (DPO on the rejected / edited pairs, on top of the serving SFT adapter) trains, is gated
-     and, if it passes, goes on an A/B trial against SFT through real chat turns;
-   - `accept_rate_sft` and `accept_rate_preference`: the simulated user's acceptance of
-     `--measure` fresh answers from each adapter, same questions and seeds, side by side;
-   - `drift_detected_after`: after the trial, the user changes taste (now likes
-     "Certainly"); rated answers until the drift monitor marks the serving adapter stale.
-The embedder is the store's hashing one (no torch), the drift check the acceptance signal.
+2. Real chat turns (`agent.core.turn.Chat`, the product's refresh, gate, DPO step and A/B trial)
+   in a throw-away HEARTH_HOME, on `two-style`: a tiny Llama pre-trained here
+   (`adapters.eval.style_model`, cached in the temp folder) to open its answers with "Aye" in
+   `--liked-share` of cases and with "Nay" otherwise. The simulated user accepts "Aye"
+   answers and rejects the rest (`--edit-rate` rewrites instead), so the base model pleases it
+   about 40% of the time and there is something to learn from:
+   - the base model serves `--rate` rated answers to the 12 training questions;
+   - a supervised refresh trains v1 on the accepted ones (SFT, `--sft-iters` steps);
+   - a preference refresh trains v2 = DPO on (accepted ≻ rejected) pairs on top of v1
+     (`--dpo-iters` steps), gated like any candidate, and puts it on trial against v1;
+   - `accept_rate_base` / `accept_rate_sft` / `accept_rate_preference` (and with `--matched`
+     `accept_rate_sft_matched`: SFT on v1's data for v1's + DPO's steps, is the gain only the
+     extra steps?): the same rater on `--measure` fresh answers per arm to 12 held-out
+     questions, the same seed for answer i in every arm, temperature 1 (the model's own
+     distribution over the styles); `openers_*` count the first words;
+   - the A/B trial of v2 against v1 runs through real chat turns to a decision;
+   - `drift_detected_after`: `--steady` more rated answers with the same taste (no alarm
+     expected: `stale_before_change`), then the user changes taste (now likes "Nay"); rated
+     answers until the drift monitor marks the serving adapter stale.
+   No notes are retrieved (the simulated user keeps none); the embedder is the store's
+   hashing one (no torch). The gate's probe-KL bound is lifted for the two-style model (it has
+   no general behaviour to protect); its NLL checks stay.
+3. `--bundled-ab` (only this): a prompt A/B on the bundled SmolLM2 through real chat turns to
+   the rule's decision; the candidate prompt asks for answers that begin "Sure", which the
+   135M model ignores, so with the rater accepting "You ..." answers (`--bundled-liked`) it
+   is a no-difference trial: the right outcome is keep (`bundled_ab_*`).
 Prints `name: value` lines.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -43,7 +54,8 @@ blas.ensure()  # before anything imports MLX
 
 import numpy as np  # noqa: E402
 
-from adapters.eval.simulated_user import QUESTIONS, StyleRater, chat_and_rate  # noqa: E402
+from adapters.eval import style_model  # noqa: E402
+from adapters.eval.simulated_user import HELD_OUT, QUESTIONS, StyleRater, chat_and_rate  # noqa: E402
 from adapters.jobs import refresh  # noqa: E402
 from adapters.jobs.preference_refresh import preference_refresh  # noqa: E402
 from adapters.training import ab_stats, drift, experiments  # noqa: E402
@@ -54,6 +66,7 @@ from agent.core.turn import Chat  # noqa: E402
 
 KNOWN = [(0.5, 0.75, "promote"), (0.75, 0.5, "keep"), (0.3, 0.6, "promote"), (0.6, 0.85, "promote")]
 NONE = [0.2, 0.5, 0.8]
+LIKED, DISLIKED = "Aye", "Nay"
 
 
 def synthetic(trials: int, seed: int = 0) -> dict[str, float]:
@@ -69,29 +82,6 @@ def synthetic(trials: int, seed: int = 0) -> dict[str, float]:
             "mean_rated_per_arm_none": float(np.mean([d.look or 0 for d in null]))}
 
 
-def tiny_model(folder: Path) -> Path:
-    """A random 2-layer Llama (hidden 64) with the real SmolLM2 tokenizer."""
-    import mlx.core as mx
-    from mlx.utils import tree_flatten
-    from mlx_lm.models import llama
-
-    from agent.llm import convert
-    from agent.llm.gguf_tokenizer import save_tokenizer
-
-    folder.mkdir(parents=True, exist_ok=True)
-    _, meta = mx.load(str(convert.bundled_gguf()), return_metadata=True)
-    save_tokenizer(meta, folder)
-    config = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
-              "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-              "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "vocab_size": 49152,
-              "max_position_embeddings": 2048, "tie_word_embeddings": True}
-    mx.random.seed(0)
-    model = llama.Model(llama.ModelArgs.from_dict(config))
-    mx.save_safetensors(str(folder / "model.safetensors"), dict(tree_flatten(model.parameters())))
-    (folder / "config.json").write_text(json.dumps(config))
-    return folder
-
-
 class PinnedChat(Chat):
     """A real Chat whose answers always come from one adapter folder (for measuring)."""
 
@@ -105,19 +95,40 @@ class PinnedChat(Chat):
         return None
 
 
-def measure(runtime: Any, store: Any, folder: Path, rater: StyleRater, n: int, options: Any,
-            temperature: float) -> float:
+def measure(runtime: Any, store: Any, folder: Path | None, rater: StyleRater, n: int,
+            options: Any, settings: Any) -> tuple[float, str]:
+    """The rater's acceptance of `n` fresh answers from `folder` (None: the base model) to the
+    held-out questions; answer i is sampled with seed 1000 + i in every arm."""
+    from collections import Counter
     from dataclasses import replace
 
-    liked = 0
+    liked, openers = 0, Counter[str]()
     for i in range(n):
-        chat = PinnedChat(runtime, store, adapter_dir=folder,
-                          options=replace(options, seed=1000 + i, temperature=temperature))
-        liked += rater.likes(chat.ask(QUESTIONS[i % len(QUESTIONS)]).text)
-    return liked / n
+        chat = PinnedChat(runtime, store, adapter_dir=folder, settings=settings,
+                          options=replace(options, seed=1000 + i))
+        text = chat.ask(HELD_OUT[i % len(HELD_OUT)]).text
+        liked += rater.likes(text)
+        openers[(text.split() or [""])[0]] += 1
+    return liked / n, " ".join(f"{w}×{c}" for w, c in openers.most_common(4))
+
+
+def matched_sft(store: Any, ref: Any, policy: RefreshPolicy, train: TrainConfig, iters: int,
+                folder: Path) -> Path:
+    """The supervised adapter trained like v1 on v1's data but for `iters` steps (v1's plus
+    the DPO step's): is a gain of the preference arm only its extra steps? Not registered."""
+    from dataclasses import replace
+
+    from adapters.jobs.refresh import _load, build_snapshot, data_config, resolve_base
+    from adapters.training.train import train_adapter
+
+    snapshot = build_snapshot(store, policy, data_config(store))
+    snapshot.write(folder / "run")
+    model, tokenizer = _load(resolve_base(ref))
+    return train_adapter(model, tokenizer, folder / "run", replace(train, iters=iters)).adapter_dir
 
 
 def real_chat(args: argparse.Namespace) -> dict[str, Any]:
+    from agent.core.context import ChatSettings
     from agent.llm import models
     from agent.llm.models import ModelRef
     from agent.llm.runtime import Runtime, SamplingOptions
@@ -127,8 +138,16 @@ def real_chat(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     home = Path(tempfile.mkdtemp(prefix="hearth-bench-exp-"))
     os.environ["HEARTH_HOME"] = str(home)
-    if args.model == "tiny":
-        ref = ModelRef("tiny-bench", tiny_model(home / "tiny"), "tiny-bench")
+    store = Store.open(embedder=HashEmbedder())
+    t0 = time.perf_counter()
+    if args.model == "two-style":
+        cache = Path(args.model_cache or Path(tempfile.gettempdir()) /
+                     f"hearth-two-style-{args.pretrain_steps}-{args.liked_share}")
+        folder = style_model.two_style_model(cache, store.active_system_prompt()[1],
+                                             LIKED, DISLIKED, args.liked_share,
+                                             steps=args.pretrain_steps)
+        out["pretrain_seconds"] = round(time.perf_counter() - t0, 1)
+        ref = ModelRef("two-style", folder, f"two-style-{args.pretrain_steps}-{args.liked_share}")
         train = TrainConfig(num_layers=2, rank=8, learning_rate=args.sft_lr, iters=args.sft_iters,
                             batch_size=4, steps_per_eval=1000)
     else:
@@ -136,42 +155,53 @@ def real_chat(args: argparse.Namespace) -> dict[str, Any]:
         train = TrainConfig(num_layers=4, rank=8, learning_rate=2e-4, iters=args.sft_iters,
                             batch_size=2, steps_per_eval=1000)
     runtime = Runtime.load(ref)
-    store = Store.open(embedder=HashEmbedder())
     store.set_setting("adapters.train", train.to_dict())
     policy = RefreshPolicy(min_accepted=12, min_new_accepted=1, skip_on_battery=False,
                            skip_if_active_minutes=0, min_valid=4)
-    gate = GateConfig()
-    options = SamplingOptions(temperature=1.0, top_p=1.0, max_tokens=args.max_tokens, seed=0)
-    rng = np.random.default_rng(0)
-    t0 = time.perf_counter()
-    # history: the user corrected the base model's answers into their style
-    rater = StyleRater(liked="Aye", edit_rate=0.5)
-    chat = Chat(runtime, store, options=options)
-    for i in range(args.history):
-        chat.new_conversation()
-        chat.ask(QUESTIONS[i % len(QUESTIONS)])
-        chat.feedback("edited", edited_text=rater.rewrite())
-    first = refresh.refresh(store, ref, policy, train, gate, force=True)
-    out["v1"] = f"{first.status} ({first.version})"
-    # the user rates what v1 serves: accepts its style, edits or rejects the rest
-    rated = chat_and_rate(Chat(runtime, store, options=options), rater, args.rate, rng)
-    out["accept_rate_v1_while_rating"] = sum(r.kind == "accepted" for _, r in rated) / len(rated)
+    # the two-style model has no general behaviour to protect (its NLL on the probe's everyday
+    # prompts is ~11.5 nats/token): the gate's KL bound, set for SmolLM2, is lifted; its NLL
+    # checks hold for every candidate
+    gate = GateConfig(max_probe_kl=float("inf")) if args.model == "two-style" else GateConfig()
+    # temperature 1: answers follow the model's own distribution over the two styles; one seed
+    # for the whole run (a per-answer seed would repeat the same draw every turn)
+    import mlx.core as mx
+
+    mx.random.seed(args.seed)
+    options = SamplingOptions(temperature=1.0, top_p=1.0, max_tokens=args.max_tokens)
+    settings = ChatSettings(retrieval_k=0)  # the simulated user keeps no notes
+    rng = np.random.default_rng(args.seed)
+    t1 = time.perf_counter()
+    # the base model serves; the user accepts the liked style and rejects the other
+    rater = StyleRater(liked=LIKED, edit_rate=args.edit_rate)
+    rated = chat_and_rate(Chat(runtime, store, options=options, settings=settings), rater,
+                          args.rate, rng)
+    out["accept_rate_base_while_rating"] = sum(r.kind == "accepted" for _, r in rated) / len(rated)
     sft = refresh.refresh(store, ref, policy, train, gate, force=True)
-    out["sft_refresh"] = f"{sft.status} ({sft.version})"
+    out["sft_refresh"] = f"{sft.status} ({sft.version}): {sft.reason[:200]}"
     sft_row = store.active_adapter()
     pref = preference_refresh(store, ref, PreferenceConfig(iters=args.dpo_iters, learning_rate=args.dpo_lr),
                               gate, policy, trial=True)
     out["preference_refresh"] = f"{pref.status} ({pref.version}): {pref.reason[:160]}"
     pref_row = store.get_adapter_version(pref.version) if pref.version else None
-    if sft_row and pref_row and pref_row.get("path"):
-        out["accept_rate_sft"] = measure(runtime, store, Path(sft_row["path"]), rater, args.measure, options,
-                                         args.measure_temperature)
-        out["accept_rate_preference"] = measure(runtime, store, Path(pref_row["path"]), rater,
-                                                args.measure, options, args.measure_temperature)
-    # the A/B trial through real chat turns
+    if pref_row:
+        p = (pref_row.get("metrics") or {}).get("preference") or {}
+        out["dpo_pairs_loss"] = f"{p.get('pairs')} pairs, loss {p.get('first_loss')} -> {p.get('last_loss')}"
+    arms: dict[str, Path | None] = {"base": None}
+    if sft_row:
+        arms["sft"] = Path(sft_row["path"])
+        if args.matched:
+            arms["sft_matched"] = matched_sft(store, ref, policy, train,
+                                              args.sft_iters + args.dpo_iters, home / "matched")
+    if pref_row and pref_row.get("path"):
+        arms["preference"] = Path(pref_row["path"])
+    for name, folder_ in arms.items():  # side by side: same held-out questions and seeds
+        out[f"accept_rate_{name}"], out[f"openers_{name}"] = measure(
+            runtime, store, folder_, rater, args.measure, options, settings)
+    out["measured_on"] = f"{args.measure} answers per arm to {len(HELD_OUT)} held-out questions, T 1.0"
+    # the A/B trial of the preference candidate against SFT, through real chat turns
     running = store.running_experiment()
     if running is not None:
-        trial_chat = Chat(runtime, store, options=options)
+        trial_chat = Chat(runtime, store, options=options, settings=settings)
         turns = 0
         while store.running_experiment() is not None and turns < 600:
             chat_and_rate(trial_chat, rater, 1, rng)
@@ -181,9 +211,13 @@ def real_chat(args: argparse.Namespace) -> dict[str, Any]:
         out["chat_ab_outcome"] = s.status
         out["chat_ab_counts"] = f"sft {c.acc_a}/{c.n_a} vs preference {c.acc_b}/{c.n_b}"
         out["chat_ab_turns"] = turns
-    # drift: the user changes taste
-    changed = rater.change_mind("Certainly")
-    drift_chat = Chat(runtime, store, options=options)
+    # drift: the user changes taste to the other style
+    drift_chat = Chat(runtime, store, options=options, settings=settings)
+    out["serving_before_change"] = (store.active_adapter() or {}).get("id")
+    steady = chat_and_rate(drift_chat, rater, args.steady, rng)  # same taste: no false alarm
+    out["stale_before_change"] = drift.check(store).stale
+    out["accept_rate_before_change"] = sum(r.kind == "accepted" for _, r in steady) / max(1, len(steady))
+    changed = rater.change_mind(DISLIKED)
     after = None
     for i in range(1, 201):
         chat_and_rate(drift_chat, changed, 1, rng)
@@ -192,30 +226,88 @@ def real_chat(args: argparse.Namespace) -> dict[str, Any]:
             break
     out["drift_detected_after"] = after if after is not None else "not within 200"
     out["stale_reason"] = drift.stale_reason(store)
-    out["real_chat_seconds"] = round(time.perf_counter() - t0, 1)
+    out["real_chat_seconds"] = round(time.perf_counter() - t1, 1)
+    store.close()
+    return out
+
+
+SURE_PROMPT = ("You are Hearth, a helpful assistant. Give short, clear answers. "
+               'Begin every answer with the word "Sure".')
+
+
+def bundled_ab(args: argparse.Namespace) -> dict[str, Any]:
+    """A prompt A/B on the bundled SmolLM2 through real chat turns, to a decision: the
+    candidate system prompt asks for answers that begin "Sure"; the simulated user accepts
+    answers opening with `--bundled-liked`; the product's sampling (T 0.2, top-p 0.9), 4
+    tokens per answer (the first word decides). SmolLM2-135M ignores the instruction (its
+    answers open as the primer's do, "You ..." about a third of the time, under either
+    prompt), so this is a no-difference trial on the real model: the right outcome is keep."""
+    from agent.core.context import ChatSettings
+    from agent.llm import models
+    from agent.llm.runtime import Runtime, SamplingOptions
+    from memory.embed import HashEmbedder
+    from memory.store import Store
+
+    os.environ["HEARTH_HOME"] = tempfile.mkdtemp(prefix="hearth-bench-ab-")
+    store = Store.open(embedder=HashEmbedder())
+    t0 = time.perf_counter()
+    runtime = Runtime.load(models.resolve(None))
+    out: dict[str, Any] = {"bundled_load_seconds": round(time.perf_counter() - t0, 1)}
+    eid = experiments.start_prompt_trial(store, SURE_PROMPT, note="bench: bundled A/B")
+    chat = Chat(runtime, store, options=SamplingOptions(max_tokens=4),
+                settings=ChatSettings(retrieval_k=0))
+    rng, turns, t1 = np.random.default_rng(args.seed), 0, time.perf_counter()
+    rater, questions = StyleRater(liked=args.bundled_liked, edit_rate=0.0), QUESTIONS + HELD_OUT
+    while store.running_experiment() is not None and turns < args.bundled_ab_turns:
+        chat_and_rate(chat, rater, 1, rng, questions=(questions[turns % len(questions)],))
+        turns += 1
+    s = experiments.summary(store, eid)
+    c = s.decision.counts
+    out["bundled_ab_outcome"] = s.status
+    out["bundled_ab_counts"] = f"default prompt {c.acc_a}/{c.n_a} vs 'Sure' prompt {c.acc_b}/{c.n_b}"
+    out["bundled_ab_reason"] = s.decision.reason
+    out["bundled_ab_turns"] = turns
+    out["bundled_ab_seconds"] = round(time.perf_counter() - t1, 1)
     store.close()
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="tiny", help="tiny | bundled | an mlx-lm folder")
+    parser.add_argument("--model", default="two-style", help="two-style | bundled | an mlx-lm folder")
+    parser.add_argument("--model-cache", help="folder of the pre-trained two-style model (reused)")
+    parser.add_argument("--pretrain-steps", type=int, default=100)
+    parser.add_argument("--liked-share", type=float, default=0.4,
+                        help="share of the two-style model's answers in the liked style")
     parser.add_argument("--trials", type=int, default=1000)
-    parser.add_argument("--history", type=int, default=16, help="corrected answers before v1")
     parser.add_argument("--rate", type=int, default=48, help="answers the user rates before training")
-    parser.add_argument("--measure", type=int, default=60, help="fresh answers per adapter measured")
+    parser.add_argument("--edit-rate", type=float, default=0.0,
+                        help="share of disliked answers the user rewrites instead of rejecting")
+    parser.add_argument("--measure", type=int, default=96, help="fresh answers per arm measured")
     parser.add_argument("--sft-iters", type=int, default=20)
-    parser.add_argument("--sft-lr", type=float, default=1e-3, help="(tiny model)")
+    parser.add_argument("--sft-lr", type=float, default=2e-5,
+                        help="(two-style model) a short budget: SFT alone does not reach the ceiling")
     parser.add_argument("--dpo-iters", type=int, default=20)
-    parser.add_argument("--dpo-lr", type=float, default=1e-3)
-    parser.add_argument("--max-tokens", type=int, default=4)
-    parser.add_argument("--measure-temperature", type=float, default=0.3)
+    parser.add_argument("--dpo-lr", type=float, default=5e-5,
+                        help="2.5x the SFT rate, as Hearth's defaults (DPO 5e-4, SFT 2e-4)")
+    parser.add_argument("--matched", action="store_true",
+                        help="also measure SFT trained for the SFT + DPO steps")
+    parser.add_argument("--steady", type=int, default=20, help="rated answers before the taste changes")
+    parser.add_argument("--max-tokens", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--synthetic-only", action="store_true")
+    parser.add_argument("--bundled-ab", action="store_true",
+                        help="only: a prompt A/B on the bundled SmolLM2 to a decision")
+    parser.add_argument("--bundled-ab-turns", type=int, default=500)
+    parser.add_argument("--bundled-liked", default="You", help="the opener the rater accepts")
     args = parser.parse_args()
     results: dict[str, Any] = {"load_before": os.getloadavg()[0]}
-    results.update(synthetic(args.trials))
-    if not args.synthetic_only:
-        results.update(real_chat(args))
+    if args.bundled_ab:
+        results.update(bundled_ab(args))
+    else:
+        results.update(synthetic(args.trials))
+        if not args.synthetic_only:
+            results.update(real_chat(args))
     results["load_after"] = os.getloadavg()[0]
     for name, value in results.items():
         print(f"{name}: {round(value, 4) if isinstance(value, float) else value}")

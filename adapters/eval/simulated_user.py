@@ -20,6 +20,22 @@ QUESTIONS = (
     "What should I read next?", "How do I clean a kettle?", "When is the best time to sleep?",
     "How do I oil a clock?", "What do tortoises eat?", "How do I patch a bike tyre?",
 )
+HELD_OUT = (
+    "What can I bake on Saturday?", "How do I unblock a sink?", "When should I prune roses?",
+    "What is a good name for a dog?", "How long do I steep green tea?", "Where can I swim nearby?",
+    "What film should I watch?", "How do I descale a shower head?", "When should I get up?",
+    "How do I wind a watch?", "What do rabbits eat?", "How do I fix a flat football?",
+)
+"""Questions never rated: acceptance is measured on these."""
+CONTENT = dict(zip(QUESTIONS + HELD_OUT, (
+    "a vegetable soup.", "change the washer.", "early in the morning.", "Miso.", "eight minutes.",
+    "along the river.", "a short novel.", "boil vinegar in it.", "before eleven.",
+    "one drop on each pivot.", "greens and flowers.", "find the hole and glue a patch.",
+    "a loaf of bread.", "use a plunger.", "in late winter.", "Biscuit.", "two minutes.",
+    "the town pool.", "an old comedy.", "soak it in vinegar.", "at seven.",
+    "turn the crown gently.", "hay and greens.", "pump it and seal the valve.",
+), strict=True))
+"""A short plain answer to each question (the content of `adapters.eval.style_model`'s styles)."""
 
 
 @dataclass(frozen=True)

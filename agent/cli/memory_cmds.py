@@ -58,6 +58,9 @@ def register(sub: Any) -> None:
     hs.set_defaults(handler=cmd_history_search)
     hl = hsub.add_parser("list", help="recent conversations")
     hl.set_defaults(handler=cmd_history_list)
+    hshow = hsub.add_parser("show", help="one conversation, each answer with its details")
+    hshow.add_argument("conversation_id")
+    hshow.set_defaults(handler=cmd_history_show)
     backup = sub.add_parser("backup", help="an online copy of the database (SQLite backup API)")
     backup.add_argument("path", type=Path, help="a file or a folder")
     backup.set_defaults(handler=cmd_backup)
@@ -184,6 +187,27 @@ def cmd_history_search(args: argparse.Namespace) -> int:
 def cmd_history_list(args: argparse.Namespace) -> int:
     for c in store().list_conversations(limit=50):
         print(f"{c.updated_at[:16]}\t{c.id}\t{c.n_messages} msgs\t{one_line(c.title or '', 70)}")
+    return 0
+
+
+def answer_details(m: Any) -> str:
+    """'adapter v3 · prompt v2 · A/B candidate · edited': what served an answer, and its rating."""
+    parts = [f"adapter {m.adapter_version}" if m.adapter_version else "base model"]
+    if m.prompt_version is not None:
+        parts.append(f"prompt v{m.prompt_version}")
+    if m.arm:
+        parts.append(f"A/B {m.arm}")
+    if m.feedback:
+        parts.append(m.feedback)
+    return " · ".join(parts)
+
+
+def cmd_history_show(args: argparse.Namespace) -> int:
+    for m in store().conversation_messages(args.conversation_id):
+        if m.role == "user":
+            print(f"you: {m.text}")
+        elif m.role == "assistant":
+            print(f"hearth: {m.final_text}\n  [{answer_details(m)}]")
     return 0
 
 

@@ -159,3 +159,35 @@ def test_old_conversations_are_not_enrolled(chat: Chat, store: Store, tiny_model
     experiments.start_adapter_trial(store, candidate, BASE_CHECKSUM, rule=FAST)
     done = chat.ask("same old conversation")
     assert done.arm is None and done.adapter_version == incumbent
+
+
+def test_reloaded_answers_keep_their_arm_and_history_show_prints_it(
+        chat: Chat, store: Store, tiny_model_dir: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """An answer reopened from history names the arm that served it (while the trial ran);
+    one given in the same conversation after the trial ended names none."""
+    from agent.cli.main import main
+
+    _, candidate = _two_adapters(store, tiny_model_dir, tmp_path)
+    experiments.start_adapter_trial(store, candidate, BASE_CHECKSUM, rule=FAST)
+    arms = {}
+    for i in range(10):
+        chat.new_conversation()
+        arm = chat.ask(f"q{i}").arm
+        arms[arm] = chat.conversation_id
+        if len(arms) == 2:
+            break
+    assert set(arms) == {"incumbent", "candidate"}
+    cid = arms["candidate"]
+    chat.conversation_id = cid
+    experiments.stop(store)
+    chat.ask("after the trial")
+    answers = [m for m in store.conversation_messages(cid or "") if m.role == "assistant"]
+    assert [m.arm for m in answers] == ["candidate", None]
+    incumbent_answers = [m for m in store.conversation_messages(arms["incumbent"] or "")
+                         if m.role == "assistant"]
+    assert [m.arm for m in incumbent_answers] == ["incumbent"]
+    assert main(["history", "show", cid or ""]) == 0
+    out = capsys.readouterr().out
+    assert f"adapter {candidate} · prompt v" in out and "A/B candidate" in out
+    assert out.count("A/B") == 1  # the answer after the trial is not marked

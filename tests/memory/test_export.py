@@ -146,3 +146,43 @@ def test_import_mlx_lm_formats(store: Store, tmp_path: Path) -> None:
     assert store.similar_accepted("2+2?", k=1)[0].target == "4"
     again = store.import_training_jsonl(data)
     assert again.added == {} and again.skipped_existing == 3
+
+
+def test_experiments_are_exported_imported_and_forgetting_still_holds(store: Store,
+                                                                       tmp_path: Path) -> None:
+    """Trials, the arm of each conversation and every decision travel in the export; a
+    forgotten conversation's arm does not; a trial that was running arrives stopped."""
+    kept, gone = store.new_conversation("kept"), store.new_conversation("gone")
+    for cid in (kept, gone):
+        store.add_message(cid, "user", "Which tea?")
+        store.add_message(cid, "assistant", "Green.", prompt_messages=[])
+    eid = store.add_experiment("prompt", candidate_prompt_text="Be brief.", incumbent_prompt=1,
+                               rule={"min_rated": 20}, note="a test trial")
+    store.assign_arm(eid, kept, "candidate")
+    store.assign_arm(eid, gone, "incumbent")
+    store.add_experiment_decision(eid, "continue", {"look": 1, "p_better": 0.6,
+                                  "counts": {"n_a": 1, "acc_a": 1, "n_b": 1, "acc_b": 0}},
+                                  "2/20 rated answers per arm before any decision")
+    store.forget_conversation(gone)
+    path = tmp_path / "export.jsonl"
+    store.export_jsonl(path)
+    rows = lines(path)
+    by_type: dict[str, list[dict]] = {}
+    for r in rows[1:]:
+        by_type.setdefault(r["type"], []).append(r)
+    assert [e["id"] for e in by_type["experiment"]] == [eid]
+    assert by_type["experiment"][0]["rule"] == {"min_rated": 20}
+    assert [a["conversation_id"] for a in by_type["experiment_arm"]] == [kept]
+    assert [(d["action"], d["n_a"], d["numbers"]["p_better"])
+            for d in by_type["experiment_decision"]] == [("continue", 1, 0.6)]
+    with Store.open(tmp_path / "fresh.db", embedder=HashEmbedder()) as fresh:
+        report = fresh.import_jsonl(path)
+        assert not report.errors, report.errors
+        assert report.added["experiment"] == 1 and report.added["experiment_decision"] == 1
+        got = fresh.get_experiment(eid)
+        assert got["status"] == "stopped" and "imported" in (got["reason"] or "")
+        assert fresh.running_experiment() is None
+        assert fresh.conversation_arm(kept) == (eid, "candidate")
+        assert [d["reason"] for d in fresh.experiment_decisions(eid)] == [
+            "2/20 rated answers per arm before any decision"]
+        assert fresh.import_jsonl(path).added == {}  # merging twice adds nothing

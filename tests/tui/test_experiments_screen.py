@@ -60,4 +60,12 @@ async def test_chat_details_show_the_arm(make_app: Any, tiny_runtime: Any, store
         await settle(pilot)
         bubbles = [b for b in app.screen.query(MessageBubble) if b.role == "assistant"]
         assert bubbles and bubbles[-1].arm in ("incumbent", "candidate")
-        assert f"A/B {bubbles[-1].arm}" in bubbles[-1].meta_line()
+        arm = bubbles[-1].arm
+        assert f"A/B {arm}" in bubbles[-1].meta_line()
+        # reopened from history (as the History screen does), the answer still names its arm
+        app.screen.load_conversation(app.chat.conversation_id)
+        await settle(pilot)
+        await settle(pilot)
+        reloaded = [b for b in app.screen.query(MessageBubble) if b.role == "assistant"]
+        assert len(reloaded) == 1 and reloaded[0] is not bubbles[-1]
+        assert reloaded[0].arm == arm and f"A/B {arm}" in reloaded[0].meta_line()

@@ -373,7 +373,7 @@ def _bubble_for(message: MessageRecord) -> MessageBubble:
     """A transcript bubble for a stored message record."""
     if message.role == "user":
         return MessageBubble("user", message.text)
-    return MessageBubble(
+    bubble = MessageBubble(
         "assistant",
         services.shown_text(message),
         message_id=message.id,
@@ -382,3 +382,5 @@ def _bubble_for(message: MessageRecord) -> MessageBubble:
         speed=message.tokens_per_s,
         feedback=message.feedback,
     )
+    bubble.arm = message.arm  # details only, as for a live answer
+    return bubble
