@@ -6,10 +6,9 @@ adapter learns is exactly what it is shown (`training_messages` = assembled prom
 Layout of an assembled prompt (stable parts first, so a cached prefix is reused turn to turn):
   system   : the active system-prompt version (never dropped)
   primer   : fixed worked examples (user/assistant pairs): using a note, admitting not knowing,
-             a short helpful answer, answering a statement about oneself, using a note again —
-             a 135M model follows examples, not meta-instructions; the same question shape
-             with and without a note (dog / brother) is the contrast that took grounded recall
-             from 0.55 to 0.875 (bench_answers.py)
+             a short helpful answer, using a note again — a 135M model follows examples, not
+             meta-instructions; the same question shape with and without a note (dog / brother)
+             is the contrast that took grounded recall from 0.55 to 0.875 (bench_answers.py)
   examples : a few accepted answers similar to the question, as user/assistant pairs
   history  : the conversation so far (oldest turns dropped first when over budget)
   user     : "My notes:" then each retrieved note quoted with "> " (documents carry their
@@ -61,9 +60,6 @@ PRIMER: tuple[Message, ...] = (
     {"role": "user", "content": "How do I keep bread fresh?"},
     {"role": "assistant", "content": "Keep it in a paper bag or a bread box at room "
      "temperature. Freeze the slices you won't eat within two days."},
-    {"role": "user", "content": "I'm Sam and I just moved to Oslo. I love skiing."},
-    {"role": "assistant", "content": "Nice to meet you, Sam! Oslo is a great city for skiing: "
-     "the slopes are a short train ride away."},
     {"role": "user", "content": NOTES_HEADER + "\n> I have two bikes.\n> My cat is called Miso."
      "\n\nHow many bikes do I have?"},
     {"role": "assistant", "content": "You have two bikes."},
