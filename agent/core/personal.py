@@ -2,7 +2,8 @@
 
 A 135M model asked "What is my dog called?" with nothing in memory names a dog (Rex, Luna,
 Max...) in most answers, worded examples and "notes: none" markers notwithstanding
-(scripts/bench_answers.py, issue 10: 5-7 of 8 such answers invented a fact). So when
+(scripts/bench_answers.py, issue 10: 5-7 of 8 such answers invented a fact; 0 of 8 with
+this prefix). So when
 `asks_about_user(question)` holds, retrieval found nothing, and the conversation so far does
 not mention the subject, the turn loop starts the answer with `UNKNOWN_PREFIX` and lets the
 model continue it (the runtime's `prefix`): the model still writes the answer, it just cannot

@@ -172,6 +172,8 @@ class Chat:
         answer, final = "", None
         guard = LoopGuard()
         prefix = personal.answer_prefix(text, bool(built.hits_used), self.history)
+        if prefix:
+            yield TurnEvent("notice", "nothing in memory about that: tell me, or /remember it")
         said = [m["content"] for m in self.history if m["role"] == "assistant"]
         said = said[len(said) - NO_COPY_ANSWERS:] if NO_COPY_ANSWERS > 0 else []
         allow = [m["content"] for m in built.messages[built.stable:] if m["content"] not in said]

@@ -5,10 +5,12 @@ adapter learns is exactly what it is shown (`training_messages` = assembled prom
 
 Layout of an assembled prompt (stable parts first, so a cached prefix is reused turn to turn):
   system   : the active system-prompt version (never dropped)
-  primer   : fixed worked examples (user/assistant pairs): using a note, admitting not knowing,
-             a short helpful answer, using a note again — a 135M model follows examples, not
-             meta-instructions; the same question shape with and without a note (dog / brother)
-             is the contrast that took grounded recall from 0.55 to 0.875 (bench_answers.py)
+  primer   : fixed worked examples (user/assistant pairs): using a note, a short helpful
+             answer, using a note again — a 135M model follows examples, not meta-instructions.
+             Chosen with bench_answers.py on the 40 grounded cases: the earlier primer (not
+             knowing, bread, a note) recalled 0.55; a note first, 0.83-0.90. An example of
+             not knowing made notes-present answers say "I'm not sure yet" (0.825 with it);
+             not knowing is the turn loop's answer prefix instead (`agent.core.personal`)
   examples : a few accepted answers similar to the question, as user/assistant pairs
   history  : the conversation so far (oldest turns dropped first when over budget)
   user     : "My notes:" then each retrieved note quoted with "> " (documents carry their
@@ -50,13 +52,10 @@ DEFAULT_SPECIALS: tuple[str, ...] = (
     "<|end_header_id|>", "<|begin_of_text|>", "<start_of_turn>", "<end_of_turn>",
     "[INST]", "[/INST]", "<s>", "</s>",
 )
-DONT_KNOW_EXAMPLE = "I don't know your brother's name yet. You can tell me."
 PRIMER: tuple[Message, ...] = (
     {"role": "user", "content": NOTES_HEADER + "\n> My dog is called Rex.\n> I work as a nurse."
      "\n\nWhat is my dog's name?"},
     {"role": "assistant", "content": "Your dog is called Rex."},
-    {"role": "user", "content": "What is my brother's name?"},
-    {"role": "assistant", "content": DONT_KNOW_EXAMPLE},
     {"role": "user", "content": "How do I keep bread fresh?"},
     {"role": "assistant", "content": "Keep it in a paper bag or a bread box at room "
      "temperature. Freeze the slices you won't eat within two days."},
@@ -161,10 +160,9 @@ def prompt_layer_texts() -> list[str]:
 
 
 def no_copy_texts(primer: Sequence[Message] = PRIMER) -> list[str]:
-    """The primer's example text an answer may not copy runs of (`agent.llm.decoding.no_copy`):
-    everything but the not-knowing answer, which is the pattern a primed "I don't know"
-    (`agent.core.personal`) should follow."""
-    return [m["content"] for m in primer if m["content"] != DONT_KNOW_EXAMPLE]
+    """The primer's example text, which an answer may not copy runs of
+    (`agent.llm.decoding.no_copy`)."""
+    return [m["content"] for m in primer]
 
 
 def last_user_question(example: ExampleLike) -> str:

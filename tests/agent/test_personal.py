@@ -68,8 +68,10 @@ def test_chat_primes_unknown_personal_questions_only(tiny_runtime: Runtime, tmp_
     opts = SamplingOptions(temperature=0.0, max_tokens=4)
     with Store.open(tmp_path / "a.db", embedder=HashEmbedder()) as store:
         chat = Chat(tiny_runtime, store, options=opts)
-        done = chat.ask("What is my dog called?")
+        events = list(chat.send("What is my dog called?"))
+        done = events[-1]
         assert done.text.startswith("I don't know")
+        assert any(e.kind == "notice" and "/remember" in e.text for e in events)  # how to teach it
         stored = store.conversation_messages(chat.conversation_id or "")[-1]
         assert stored.final_text.startswith("I don't know")  # recorded as shown
         assert not Chat(tiny_runtime, store, options=opts).ask("How do I boil an egg?").text.startswith(
