@@ -12,11 +12,11 @@ and a KV cache that grows by slicing (a new shape every token, so it cannot be c
   256-token bucket has the same shapes and one `mx.compile`d step serves them all (on the
   CPU backend MLX JIT-compiles fused element-wise kernels with the system C++ compiler);
 - adds LoRA deltas (mlx-lm tuner `LoRALinear`) on top of the fused products, so a served
-  adapter keeps the fast path;
-- with `split_head` set (the runtime sets it when a second core is free), computes the tied
-  output projection -- 49152x576, the one product too big for a core's share of memory
-  bandwidth -- as two halves on two CPU streams, so both cores read it (7.6 -> 3.9 ms on the
-  2-core box; splitting the per-layer products gained nothing: their sync cost what they saved).
+  adapter keeps the fast path.
+
+Measured and left out: computing the 49152x576 output projection as two halves on two CPU
+streams (so both cores read it) took it from 7.6 to 3.9 ms alone, but a whole decode went
+from 20.3 to 20.5 tok/s; splitting the per-layer products gained nothing either.
 
 `compile_available()` says whether compiling is worth trying (`HEARTH_COMPILE=0` turns it
 off; without `g++` MLX would run the graph unfused anyway); a step whose compilation fails
@@ -78,10 +78,7 @@ class FastDecoder:
         self._fused: list[tuple[mx.array, mx.array]] = []
         self._fuse()
         self.want_compiled = compiled
-        self._compiled: dict[bool, Callable[..., Any]] = {}
-        self.split_head = False
-        """Compute the output projection in two halves on two CPU streams (see module doc)."""
-        self._head_stream: Any = None
+        self._compiled: Callable[..., Any] | None = None
         self.compile_error: str | None = None
 
     # which models ---------------------------------------------------------------
@@ -169,24 +166,15 @@ class FastDecoder:
             new_k.append(kbuf)
             new_v.append(vbuf)
         h = inner.norm(h)
-        return self._head(h)[:, -1, :], new_k, new_v
-
-    def _head(self, h: mx.array) -> mx.array:
-        tied = getattr(self.model.args, "tie_word_embeddings", True)
-        head = self.inner.embed_tokens if tied else self.model.lm_head
-        if not (self.split_head and type(head) in (nn.Embedding, nn.Linear)):
-            return head.as_linear(h) if tied else head(h)
-        if self._head_stream is None:
-            self._head_stream = mx.new_stream(mx.cpu)
-        w = head.weight
-        half = w.shape[0] // 2
-        first = h @ w[:half].T
-        second = mx.matmul(h, w[half:].T, stream=self._head_stream)
-        return mx.concatenate([first, second], axis=-1)
+        if getattr(self.model.args, "tie_word_embeddings", True):
+            logits = inner.embed_tokens.as_linear(h)
+        else:
+            logits = self.model.lm_head(h)
+        return logits[:, -1, :], new_k, new_v
 
     def reset(self) -> None:
         """Forget the compiled step (after the model's modules changed, e.g. LoRA swapped)."""
-        self._compiled = {}
+        self._compiled = None
 
     @property
     def compiled(self) -> bool:
@@ -195,12 +183,12 @@ class FastDecoder:
     def _fn(self) -> Callable[..., Any]:
         if not self.compiled:
             return self._step
-        if self.split_head not in self._compiled:
+        if self._compiled is None:
             # The weights are captured as constants of the traced graph: flattening the
             # model's ~300 parameters on every call (`inputs=model.state`) cost as much as
             # the graph building that compiling saves. `reset()` retraces after a change.
-            self._compiled[self.split_head] = mx.compile(self._step)
-        return self._compiled[self.split_head]
+            self._compiled = mx.compile(self._step)
+        return self._compiled
 
     def step(self, token: mx.array, cache: list[Any]) -> mx.array:
         """Feed one token (an int32 array of size 1), advance `cache`; lazy logits (1, vocab)."""
@@ -218,7 +206,7 @@ class FastDecoder:
             if not self.compiled:
                 raise
             self.compile_error = f"{type(exc).__name__}: {exc}"
-            self._compiled = {}
+            self._compiled = None
             logits, new_k, new_v = self._step(token, offset, keys, values)
         for c, k, v in zip(cache, new_k, new_v, strict=True):
             c.keys, c.values = k, v

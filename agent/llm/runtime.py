@@ -427,8 +427,6 @@ class Runtime:
         if self.threads is not None and self.threads > blas.DECODE_THREADS:
             blas.set_threads(blas.DECODE_THREADS)  # GEMVs: one thread is faster (blas.py)
             self.decode_threads = blas.DECODE_THREADS
-        # a free core reads half of the output projection (decode.py); none free: one stream
-        decoder.split_head = mx.default_device() == mx.cpu and (self.threads or 1) >= 2
         if cache[0].keys is None:  # a one-token prompt on an empty cache
             y = pick(self.model(mx.array(last)[None], cache=cache)[:, -1, :], None)
         else:
