@@ -29,7 +29,13 @@ from adapters.eval.data import Item, Split, limit
 from adapters.training import dataset
 from adapters.training.config import DataConfig, RefreshPolicy, TrainConfig
 from adapters.training.errors import AdapterError
-from adapters.training.evaluate import mean_kl, probe_logprobs, probe_nll, use_adapter
+from adapters.training.evaluate import (
+    mean_kl,
+    median_kl,
+    probe_logprobs,
+    probe_nll,
+    use_adapter,
+)
 from adapters.training.train import train_adapter
 
 Stage = Callable[[str, int, int], None]
@@ -244,6 +250,7 @@ def run_experiment(
     meta["style_words"] = sorted(stock)
     if base_logprobs is not None:
         meta["probe_kl"] = mean_kl(base_logprobs, adapter_logprobs)
+        meta["probe_median_kl"] = median_kl(base_logprobs, adapter_logprobs)
     if config.quiz:
         meta["quiz"] = quiz_results(config.quiz, quizzed, config)
     return Results(summaries, _items(heldout, prompts, scored), meta)
