@@ -131,22 +131,27 @@ class GateConfig(_FromDict):
 
     min_improvement: float = 0.02
     """Personal validation NLL must fall by at least this fraction of the reference's (2%)."""
-    max_probe_regression: float = 0.10
-    """The general probe's NLL may rise by at most this fraction of the reference's (10%).
+    max_probe_regression: float = 0.15
+    """The general probe's NLL may rise by at most this fraction of the reference's (15%).
 
     A distinctive personal style alone moves it: on the test persona (every answer framed
     "Right then! ... Cheers, pal.") SmolLM2's probe NLL rose 6.3% while general answers stayed
-    right; a diverged adapter moves it by well over 100%."""
+    right; the second eval persona's fact-learning adapter (all blocks, 138 steps, "Certainly,
+    Meg. ... — H.") rose 11.0% (3.258 -> 3.617, 2026-12-02), which 10% rejected; a diverged
+    adapter moves it by well over 100% (florid, all blocks, 16 steps at 1e-3: 3.258 -> 37.9)."""
     max_probe_regression_vs_base: float = 0.15
     """...and by at most this fraction of the base model's, so small drifts cannot pile up."""
-    max_probe_kl: float = 3.8
+    max_probe_kl: float = 5.0
     """Mean KL(base || candidate) per answer token on the probe's everyday prompts may be at
-    most this (nats). Measured by `scripts/bench_gate.py` on SmolLM2-135M (2026-12, loaded
-    2-core CPU): a persona adapter (44 answers, "Right then! ... Cheers, pal.", 12 steps at
-    2e-4) 3.62 with the probe NLL *down* 16%; an adapter over-trained on florid prose (16 steps
-    at 1e-3, last weights) 4.01 with the probe NLL up only 0.9%, which the NLL checks pass.
-    The margin is thin: a strong style moves the distributions too, so this bound is set just
-    under the harmful candidate and should be re-measured on more candidates."""
+    most this (nats). Measured on SmolLM2-135M (2026-12-02, loaded 2-core CPU), adapters on
+    all blocks (the default since facts need them): fact-learning persona adapters 3.14 (demo,
+    95 steps), 4.13 (demo, 200 steps), 4.16 (second persona, 138 steps) — style moves every
+    probe answer's distribution; florid prose over-trained (`scripts/bench_gate.py`, 16 steps
+    at 1e-3) 36.7, rejected by far. The subtle case is not separated by this statistic: florid
+    at 2e-4 for 30 steps gives 2.69 with the probe NLL *down* 5% (median KL 1.33 vs the second
+    persona's 1.10: the median orders them, by a thin margin). Top-8-block adapters measured
+    3.62 (persona) and 4.01 (florid, 1e-3) in the previous session; re-measure when the
+    recipe changes."""
     min_valid_examples: int = 2
     """Fewer held-out examples than this and no decision is trusted: the candidate is rejected."""
 
