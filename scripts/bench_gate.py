@@ -64,7 +64,8 @@ def candidate(model_path: Path, rows: list, config: object, augment: bool, base:
     start = time.perf_counter()
     result = train_adapter(model, tok, snap.write(folder / name), config, resume=False)  # type: ignore[arg-type]
     trained = time.perf_counter() - start
-    kl = evaluate.mean_kl(base, evaluate.probe_logprobs(model, tok))
+    logprobs = evaluate.probe_logprobs(model, tok)
+    kl = evaluate.mean_kl(base, logprobs)
     print(f"{name}_examples: {len(snap.train)}")
     print(f"{name}_steps: {result.steps}")
     print(f"{name}_train_s: {trained:.0f}")
@@ -72,7 +73,8 @@ def candidate(model_path: Path, rows: list, config: object, augment: bool, base:
     if result.best_val_loss is not None:
         print(f"{name}_best_val_loss: {result.best_val_loss:.3f}")
     print(f"{name}_probe_nll: {evaluate.probe_nll(model, tok).mean:.3f}")
-    print(f"{name}_probe_kl: {kl:.4f}", flush=True)
+    print(f"{name}_probe_kl: {kl:.4f}")
+    print(f"{name}_probe_median_kl: {evaluate.median_kl(base, logprobs):.4f}", flush=True)
 
 
 def main() -> None:

@@ -29,7 +29,13 @@ from adapters.eval.data import Item, Split, limit
 from adapters.training import dataset
 from adapters.training.config import DataConfig, RefreshPolicy, TrainConfig
 from adapters.training.errors import AdapterError
-from adapters.training.evaluate import mean_kl, probe_logprobs, probe_nll, use_adapter
+from adapters.training.evaluate import (
+    mean_kl,
+    median_kl,
+    probe_logprobs,
+    probe_nll,
+    use_adapter,
+)
 from adapters.training.train import train_adapter
 
 Stage = Callable[[str, int, int], None]
@@ -50,10 +56,10 @@ class ExperimentConfig:
     probe: bool = True
     """Measure the general probe (the gate's regression guard) for base and adapter weights."""
     train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(epochs=1.0, steps_per_eval=1000, steps_per_save=1000)
+        default_factory=lambda: TrainConfig(steps_per_eval=1000, steps_per_save=1000)
     )
-    """The adapter's training settings: `hearth refresh`'s (its time budget included), but at
-    most one epoch and validation only before and after training (`--epochs` / `--iters`)."""
+    """The adapter's training settings: `hearth refresh`'s (its epochs and time budget
+    included), but validation only before and after training (`--epochs` / `--iters`)."""
     data: DataConfig | None = field(default_factory=DataConfig)
     """How the training part is augmented, as `hearth refresh` does (None: as asked only)."""
     quiz: list[Any] = field(default_factory=list)
@@ -143,7 +149,8 @@ def training_snapshot(
     notes = [_Note(it.hash[:16], it.reference) for it in train if not it.scorable]
     return dataset.make_snapshot(rows, config.inner_valid_fraction, config.inner_min_valid,
                                  memories=notes, data=config.data, system_prompt=system_prompt,
-                                 serve=dataset.default_serve(count))
+                                 serve=dataset.default_serve(
+                                     count, compact=config.data is not None and config.data.compact))
 
 
 def train_on(
@@ -243,6 +250,7 @@ def run_experiment(
     meta["style_words"] = sorted(stock)
     if base_logprobs is not None:
         meta["probe_kl"] = mean_kl(base_logprobs, adapter_logprobs)
+        meta["probe_median_kl"] = median_kl(base_logprobs, adapter_logprobs)
     if config.quiz:
         meta["quiz"] = quiz_results(config.quiz, quizzed, config)
     return Results(summaries, _items(heldout, prompts, scored), meta)

@@ -13,7 +13,9 @@ rewrites, each first-person memory becomes question/answer pairs, memories are r
 to a share of the examples, and one further phrasing per source is held out as the `quiz`
 the trainer validates on (phrasings never trained on). A rewrite is served as the chat
 serves a question that retrieval found nothing for (`agent.llm.prompt.assemble` with the same
-system prompt), plus the target (`agent.llm.prompt.training_messages`). Every example keeps its
+system prompt), plus the target (`agent.llm.prompt.training_messages`); with
+`DataConfig.compact` (the default) the generated examples leave out the fixed primer, which
+is most of their tokens and teaches no fact (the answers as asked keep the served prompt). Every example keeps its
 `source` ("message:ID" or "memory:ID"): forgetting the source removes all its examples from
 the next snapshot, since they are rebuilt from what the store still holds.
 
@@ -193,10 +195,19 @@ def build_examples(
     return out
 
 
-def default_serve(count: Callable[[str], int] | None = None) -> Serve:
-    """`agent.llm.prompt.assemble` without retrieval: how the chat serves a bare question."""
+def default_serve(count: Callable[[str], int] | None = None, compact: bool = False) -> Serve:
+    """`agent.llm.prompt.assemble` without retrieval: how the chat serves a bare question.
+
+    `compact` leaves out the fixed primer (`DataConfig.compact`): the same system prompt and
+    question, a third of the tokens.
+
+    >>> [m["role"] for m in default_serve(compact=True)("Be brief.", "Hi?")]
+    ['system', 'user']
+    """
+    primer = () if compact else prompt.PRIMER
+
     def serve(system: str, question: str) -> Messages:
-        return prompt.assemble(system, question, count=count).messages
+        return prompt.assemble(system, question, count=count, primer=primer).messages
 
     return serve
 
@@ -300,7 +311,7 @@ def make_snapshot(
     quiz: list[Example] = []
     memory_ids: list[str] = []
     if data is not None:
-        serve = serve or default_serve()
+        serve = serve or default_serve(compact=data.compact)
         train, quiz, memory_ids = _augment(train, list(memories), data, serve, assemble,
                                            system_prompt)
     ids = [e.message_id for e in examples if e.message_id is not None]

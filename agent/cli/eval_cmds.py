@@ -51,7 +51,7 @@ def register(sub: Any) -> None:
                    help="score these pairs instead of a held-out share of the data")
     p.add_argument("--limit", type=int, metavar="N", help="score only N held-out pairs (a stable slice)")
     p.add_argument("--iters", type=int, metavar="N", help="adapter training steps (default: from --epochs)")
-    p.add_argument("--epochs", type=float, metavar="X", help="passes over the training part (default 1)")
+    p.add_argument("--epochs", type=float, metavar="X", help="passes over the training part (default 3, cut by --budget)")
     p.add_argument("--max-tokens", type=int, metavar="N", help="greedy answer length limit (default 32)")
     p.add_argument("--gen-batch", type=int, metavar="N", help="answers decoded together (default 20)")
     p.add_argument("--no-probe", action="store_true", help="skip the general probe")

@@ -66,8 +66,18 @@ def test_augmented_snapshot_weights_memories_holds_out_phrasings_and_keeps_prove
     assert {q.source for q in snap.quiz} <= {e.source for e in snap.train}  # facts that are trained
     rewrite = next(e for e in snap.train if e.kind == "rewrite")
     question = rewrite.messages[-2]["content"]
-    assert rewrite.messages == training_messages(assemble(SYSTEM, question).messages,
+    # compact (the default): the served prompt without the fixed primer
+    assert rewrite.messages == training_messages(assemble(SYSTEM, question, primer=()).messages,
                                                  rewrite.messages[-1]["content"])
+    full = make_snapshot(rows, 0.2, 4, memories=mems, data=DataConfig(compact=False),
+                         system_prompt=SYSTEM)
+    full_rewrite = next(e for e in full.train if e.kind == "rewrite")
+    assert full_rewrite.messages == training_messages(
+        assemble(SYSTEM, full_rewrite.messages[-2]["content"]).messages,
+        full_rewrite.messages[-1]["content"])
+    # the answers as asked keep the prompt they were served with, compact or not
+    assert [e.messages for e in snap.train if e.kind == "asked"] == \
+        [e.messages for e in full.train if e.kind == "asked"]
     mem = next(e for e in snap.train if e.kind == "memory")
     assert mem.messages[-1]["content"].startswith("Aye: your allotment") and mem.source == "memory:a"
 
