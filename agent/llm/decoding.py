@@ -27,18 +27,27 @@ import mlx.core as mx  # noqa: E402
 Processor = Callable[[mx.array, mx.array], mx.array]
 
 
-def answer_repetition_penalty(penalty: float, window: int) -> Processor:
-    """Divide (or, for negative logits, multiply) by `penalty` the logits of tokens among the
-    answer's last `window` tokens. mlx-lm's first call carries only prompt tokens: it marks
-    where the answer starts."""
+def _after_prompt(step: Callable[[mx.array, mx.array, int], mx.array]) -> Processor:
+    """A processor that runs `step(tokens, logits, answer_start)` on the answer's tokens only:
+    mlx-lm's first call carries only prompt tokens, which marks where the answer starts."""
     start: int | None = None
 
     def process(tokens: mx.array, logits: mx.array) -> mx.array:
         nonlocal start
-        n = int(tokens.shape[-1])
         if start is None:
-            start = n
+            start = int(tokens.shape[-1])
             return logits
+        return step(tokens, logits, start)
+
+    return process
+
+
+def answer_repetition_penalty(penalty: float, window: int) -> Processor:
+    """Divide (or, for negative logits, multiply) by `penalty` the logits of tokens among the
+    answer's last `window` tokens."""
+
+    def process(tokens: mx.array, logits: mx.array, start: int) -> mx.array:
+        n = int(tokens.shape[-1])
         recent = tokens[max(start, n - window):]
         if recent.size == 0:
             return logits
@@ -46,7 +55,7 @@ def answer_repetition_penalty(penalty: float, window: int) -> Processor:
         logits[:, recent] = mx.where(chosen < 0, chosen * penalty, chosen / penalty)
         return logits
 
-    return process
+    return _after_prompt(process)
 
 
 NO_COPY_N = 3
@@ -87,14 +96,8 @@ def no_copy(sequences: Sequence[Sequence[int]], n: int = NO_COPY_N,
     ctx = mx.array(contexts, dtype=mx.int32)
     nxt_ids = mx.array(following, dtype=mx.int32)  # (m, 2): the next token, spaced and not
     table = mx.array([min(i, v) for i, v in enumerate(variants)], dtype=mx.int32) if variants else None
-    start: int | None = None
-
-    def process(tokens: mx.array, logits: mx.array) -> mx.array:
-        nonlocal start
+    def process(tokens: mx.array, logits: mx.array, start: int) -> mx.array:
         length = int(tokens.shape[-1])
-        if start is None:
-            start = length
-            return logits
         if length - start < n:
             return logits
         last = tokens[length - n :].astype(mx.int32)
@@ -108,7 +111,7 @@ def no_copy(sequences: Sequence[Sequence[int]], n: int = NO_COPY_N,
             mx.broadcast_to(penalty, nxt_ids.shape).reshape(-1))
         return logits + bias[:vocab]
 
-    return process
+    return _after_prompt(process)
 
 
 def logits_processors(options: Any, avoid: Sequence[Sequence[int]] = (),
