@@ -52,6 +52,13 @@ class TrainConfig(_FromDict):
     """Adam learning rate. With mlx-lm's `scale` 20 this is already a high rate for LoRA
     (PEFT's alpha/rank is usually 2): 5e-4 on all blocks diverged (loss stayed ~4, every
     answer the same)."""
+    lr_schedule: str | None = None
+    """None: a constant rate; "cosine_decay": from `learning_rate` down to
+    `final_lr_fraction` of it over the planned steps (mlx-lm's `build_schedule`)."""
+    warmup_steps: int = 0
+    """Steps of linear warmup from 0 to `learning_rate` before the schedule (0: none)."""
+    final_lr_fraction: float = 0.1
+    """Where the cosine schedule ends, as a fraction of `learning_rate`."""
     iters: int | None = None
     """Optimizer steps. None: derived from `epochs` and the number of training examples."""
     epochs: float = 3.0
@@ -116,6 +123,27 @@ class TrainConfig(_FromDict):
         """(steps, the time budget in words) for a plan line."""
         budget = f"{self.time_budget_s / 60:.0f} min" if self.time_budget_s else "no time limit"
         return self.resolved_iters(n_train, mean_tokens), budget
+
+    def schedule(self, iters: int) -> dict[str, Any] | None:
+        """The `lr_schedule` mapping mlx-lm's `build_schedule` takes for a run of `iters` steps.
+
+        >>> TrainConfig(lr_schedule="cosine_decay", warmup_steps=10).schedule(110)["arguments"]
+        [0.0002, 100, 2e-05]
+        >>> TrainConfig().schedule(100) is None
+        True
+        """
+        if not self.lr_schedule and not self.warmup_steps:
+            return None
+        warmup = min(self.warmup_steps, max(0, iters - 1))
+        rest = max(1, iters - warmup)
+        if self.lr_schedule == "cosine_decay":
+            args = [self.learning_rate, rest, self.learning_rate * self.final_lr_fraction]
+            name = "cosine_decay"
+        elif self.lr_schedule in (None, "constant"):
+            name, args = "linear_schedule", [self.learning_rate, self.learning_rate, rest]
+        else:
+            raise ValueError(f"lr_schedule {self.lr_schedule!r}: use None or 'cosine_decay'")
+        return {"name": name, "arguments": args, "warmup": warmup}
 
     def lora_parameters(self) -> dict[str, Any]:
         """The `lora_parameters` mapping mlx-lm's `linear_to_lora_layers` expects."""
@@ -194,6 +222,9 @@ class DataConfig(_FromDict):
     tokens on SmolLM2, so a time budget covers three times the passes over the facts. The
     answers as asked keep their served prompt, so the adapter still learns the served
     context. Measured: see `TrainConfig`."""
+    compact_asked: bool = True
+    """The answers as asked are trained without the primer too (their notes, history and
+    question kept; the held-out answers the gate scores keep the full served prompt)."""
     quiz_size: int = 32
     """Held-out phrasings of trained facts (one per source, not trained on) that the trainer
     validates on: early stopping watches whether the facts are recalled in new words."""

@@ -212,6 +212,23 @@ def default_serve(count: Callable[[str], int] | None = None, compact: bool = Fal
     return serve
 
 
+def without_primer(messages: Messages) -> Messages:
+    """`messages` with the chat's fixed primer (`agent.llm.prompt.PRIMER`) left out, when it
+    follows the system prompt exactly as it is now (`DataConfig.compact`); others unchanged.
+
+    >>> served = prompt.assemble("Be brief.", "Hi?").messages
+    >>> [m["role"] for m in without_primer(served)], without_primer(served[:1]) == served[:1]
+    (['system', 'user'], True)
+    """
+    n = len(prompt.PRIMER)
+    head = messages[1 : 1 + n]
+    if (messages and messages[0]["role"] == "system" and len(head) == n
+            and all(m["role"] == p["role"] and m["content"] == p["content"]
+                    for m, p in zip(head, prompt.PRIMER, strict=True))):
+        return [messages[0], *messages[1 + n:]]
+    return messages
+
+
 def _system_of(messages: Messages, fallback: str) -> str:
     return messages[0]["content"] if messages and messages[0]["role"] == "system" else fallback
 
@@ -327,7 +344,7 @@ def _augment(train: list[Example], memories: list[MemoryLike], data: DataConfig,
     quiz_pool: list[Example] = []
     for ex in train:
         phrasings = _rewrite_examples(ex, data.phrasings + 1, serve, assemble, system)
-        out.append(ex)
+        out.append(_compacted(ex) if data.compact_asked else ex)
         out += phrasings[: data.phrasings]
         if len(phrasings) > data.phrasings:
             quiz_pool.append(phrasings[data.phrasings])
@@ -348,6 +365,15 @@ def _augment(train: list[Example], memories: list[MemoryLike], data: DataConfig,
     used = sorted({e.source.split(":", 1)[1] for g in per_memory for e in g if e.source})
     trained = {e.hash for e in out}
     return _unique([*out, *mem_train]), [q for q in quiz if q.hash not in trained], used
+
+
+def _compacted(example: Example) -> Example:
+    """An answer as asked, trained without the primer (same provenance; its own hash)."""
+    messages = without_primer(example.messages)
+    if messages is example.messages:
+        return example
+    return Example(messages, example_hash(messages), example.message_id, example.source,
+                   example.kind)
 
 
 def _unique(examples: Iterable[Example]) -> list[Example]:
