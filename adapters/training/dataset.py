@@ -15,8 +15,9 @@ the trainer validates on (phrasings never trained on). A rewrite is served as th
 serves a question that retrieval found nothing for (`agent.llm.prompt.assemble` with the same
 system prompt), plus the target (`agent.llm.prompt.training_messages`); with
 `DataConfig.compact` (the default) the generated examples leave out the fixed primer, which
-is most of their tokens and teaches no fact (the answers as asked keep the served prompt). Every example keeps its
-`source` ("message:ID" or "memory:ID"): forgetting the source removes all its examples from
+is most of their tokens and teaches no fact; with `DataConfig.compact_asked` (the default)
+so do the answers as asked (`without_primer`; the held-out answers keep the served prompt,
+which is what the gate scores). Every example keeps its `source` ("message:ID" or "memory:ID"): forgetting the source removes all its examples from
 the next snapshot, since they are rebuilt from what the store still holds.
 
 This module does not read the database (callers pass `Store.accepted_examples()` and
