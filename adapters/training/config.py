@@ -52,12 +52,21 @@ class TrainConfig(_FromDict):
     """Adam learning rate. With mlx-lm's `scale` 20 this is already a high rate for LoRA
     (PEFT's alpha/rank is usually 2): 5e-4 on all blocks diverged (loss stayed ~4, every
     answer the same)."""
+    lr_schedule: str | None = None
+    """None: a constant rate; "cosine_decay": from `learning_rate` down to
+    `final_lr_fraction` of it over the planned steps (mlx-lm's `build_schedule`)."""
+    warmup_steps: int = 0
+    """Steps of linear warmup from 0 to `learning_rate` before the schedule (0: none)."""
+    final_lr_fraction: float = 0.1
+    """Where the cosine schedule ends, as a fraction of `learning_rate`."""
     iters: int | None = None
     """Optimizer steps. None: derived from `epochs` and the number of training examples."""
     epochs: float = 3.0
     """Passes over the training examples when `iters` is None. Facts asked in new words
-    come after more than one pass over their phrasings (quiz 5/28 after 0.9 passes, 12/28
-    after 1.3); the time budget usually stops the run first."""
+    come after more than one pass over their phrasings: demo persona, every example compact
+    (464 examples, batch 4, 2e-4), quiz with retrieval off 9/28 after 1 pass, 14/28 after 2,
+    19/28 after 3 — and 15/28 after 4, with probe KL 5.56 and probe NLL +46%, which the gate
+    rejects (2026-12-02, `/work/notes/issue-12.md`). So 3, not more."""
     min_iters: int = 20
     """Lower bound for derived `iters` (tiny datasets still get some steps)."""
     max_iters: int = 400
@@ -68,8 +77,12 @@ class TrainConfig(_FromDict):
     """Longer examples are truncated to this many tokens."""
     steps_per_report: int = 1
     """Steps between progress reports (the callback hook and the log)."""
-    steps_per_eval: int = 10
-    """Steps between validation-loss measurements (best checkpoint and early stopping)."""
+    steps_per_eval: int = 30
+    """Steps between validation-loss measurements (best checkpoint and early stopping). The
+    time budget pays for them: a refresh of 120 demo answers validates on 46 examples (23
+    held-out answers with the served prompt, 23 quiz phrasings) in ~21 s on the idle 2-core
+    CPU, while 10 steps take ~18 s — at 10, more than half the budget went to validation
+    and the run stopped near 2 of its 3 passes (2026-12-02, `scripts/bench_refresh.py`)."""
     steps_per_save: int = 10
     """Steps between resumable checkpoints (weights, optimizer state, step)."""
     val_batches: int = -1
@@ -116,6 +129,27 @@ class TrainConfig(_FromDict):
         """(steps, the time budget in words) for a plan line."""
         budget = f"{self.time_budget_s / 60:.0f} min" if self.time_budget_s else "no time limit"
         return self.resolved_iters(n_train, mean_tokens), budget
+
+    def schedule(self, iters: int) -> dict[str, Any] | None:
+        """The `lr_schedule` mapping mlx-lm's `build_schedule` takes for a run of `iters` steps.
+
+        >>> TrainConfig(lr_schedule="cosine_decay", warmup_steps=10).schedule(110)["arguments"]
+        [0.0002, 100, 2e-05]
+        >>> TrainConfig().schedule(100) is None
+        True
+        """
+        if not self.lr_schedule and not self.warmup_steps:
+            return None
+        warmup = min(self.warmup_steps, max(0, iters - 1))
+        rest = max(1, iters - warmup)
+        if self.lr_schedule == "cosine_decay":
+            args = [self.learning_rate, rest, self.learning_rate * self.final_lr_fraction]
+            name = "cosine_decay"
+        elif self.lr_schedule in (None, "constant"):
+            name, args = "linear_schedule", [self.learning_rate, self.learning_rate, rest]
+        else:
+            raise ValueError(f"lr_schedule {self.lr_schedule!r}: use None or 'cosine_decay'")
+        return {"name": name, "arguments": args, "warmup": warmup}
 
     def lora_parameters(self) -> dict[str, Any]:
         """The `lora_parameters` mapping mlx-lm's `linear_to_lora_layers` expects."""
@@ -194,6 +228,12 @@ class DataConfig(_FromDict):
     tokens on SmolLM2, so a time budget covers three times the passes over the facts. The
     answers as asked keep their served prompt, so the adapter still learns the served
     context. Measured: see `TrainConfig`."""
+    compact_asked: bool = True
+    """The answers as asked are trained without the primer too (their notes, history and
+    question kept; the held-out answers the gate scores keep the full served prompt, and the
+    quiz is scored on the served prompt, primer included). Every example is then ~54 tokens
+    on the demo persona: 2 passes fit in 687 s at load 3 (quiz 14/28), where with the
+    primer kept on the answers as asked 0.8 pass fit in 720 s (quiz 9/28)."""
     quiz_size: int = 32
     """Held-out phrasings of trained facts (one per source, not trained on) that the trainer
     validates on: early stopping watches whether the facts are recalled in new words."""

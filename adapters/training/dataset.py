@@ -15,8 +15,9 @@ the trainer validates on (phrasings never trained on). A rewrite is served as th
 serves a question that retrieval found nothing for (`agent.llm.prompt.assemble` with the same
 system prompt), plus the target (`agent.llm.prompt.training_messages`); with
 `DataConfig.compact` (the default) the generated examples leave out the fixed primer, which
-is most of their tokens and teaches no fact (the answers as asked keep the served prompt). Every example keeps its
-`source` ("message:ID" or "memory:ID"): forgetting the source removes all its examples from
+is most of their tokens and teaches no fact; with `DataConfig.compact_asked` (the default)
+so do the answers as asked (`without_primer`; the held-out answers keep the served prompt,
+which is what the gate scores). Every example keeps its `source` ("message:ID" or "memory:ID"): forgetting the source removes all its examples from
 the next snapshot, since they are rebuilt from what the store still holds.
 
 This module does not read the database (callers pass `Store.accepted_examples()` and
@@ -212,6 +213,23 @@ def default_serve(count: Callable[[str], int] | None = None, compact: bool = Fal
     return serve
 
 
+def without_primer(messages: Messages) -> Messages:
+    """`messages` with the chat's fixed primer (`agent.llm.prompt.PRIMER`) left out, when it
+    follows the system prompt exactly as it is now (`DataConfig.compact`); others unchanged.
+
+    >>> served = prompt.assemble("Be brief.", "Hi?").messages
+    >>> [m["role"] for m in without_primer(served)], without_primer(served[:1]) == served[:1]
+    (['system', 'user'], True)
+    """
+    n = len(prompt.PRIMER)
+    head = messages[1 : 1 + n]
+    if (messages and messages[0]["role"] == "system" and len(head) == n
+            and all(m["role"] == p["role"] and m["content"] == p["content"]
+                    for m, p in zip(head, prompt.PRIMER, strict=True))):
+        return [messages[0], *messages[1 + n:]]
+    return messages
+
+
 def _system_of(messages: Messages, fallback: str) -> str:
     return messages[0]["content"] if messages and messages[0]["role"] == "system" else fallback
 
@@ -327,7 +345,7 @@ def _augment(train: list[Example], memories: list[MemoryLike], data: DataConfig,
     quiz_pool: list[Example] = []
     for ex in train:
         phrasings = _rewrite_examples(ex, data.phrasings + 1, serve, assemble, system)
-        out.append(ex)
+        out.append(_compacted(ex) if data.compact_asked else ex)
         out += phrasings[: data.phrasings]
         if len(phrasings) > data.phrasings:
             quiz_pool.append(phrasings[data.phrasings])
@@ -348,6 +366,15 @@ def _augment(train: list[Example], memories: list[MemoryLike], data: DataConfig,
     used = sorted({e.source.split(":", 1)[1] for g in per_memory for e in g if e.source})
     trained = {e.hash for e in out}
     return _unique([*out, *mem_train]), [q for q in quiz if q.hash not in trained], used
+
+
+def _compacted(example: Example) -> Example:
+    """An answer as asked, trained without the primer (same provenance; its own hash)."""
+    messages = without_primer(example.messages)
+    if messages is example.messages:
+        return example
+    return Example(messages, example_hash(messages), example.message_id, example.source,
+                   example.kind)
 
 
 def _unique(examples: Iterable[Example]) -> list[Example]:

@@ -224,10 +224,14 @@ def mean_tokens(dataset: Any) -> float:
     return sum(len(dataset[i][0]) for i in range(n)) / n if n else 0.0
 
 
-def _optimizer(config: TrainConfig) -> Any:
+def _optimizer(config: TrainConfig, iters: int) -> Any:
+    """Adam at the configured rate, or on its schedule (the step count lives in the optimizer
+    state, which checkpoints save, so a resumed run continues the schedule)."""
     import mlx.optimizers as optim  # lazy: imports MLX
+    from mlx_lm.tuner.utils import build_schedule  # lazy: imports MLX
 
-    return optim.Adam(learning_rate=config.learning_rate)
+    schedule = config.schedule(iters)
+    return optim.Adam(learning_rate=build_schedule(schedule) if schedule else config.learning_rate)
 
 
 def prepare_model(model: Any, config: TrainConfig) -> None:
@@ -265,7 +269,7 @@ def train_adapter(
     train_set, valid_set = load_datasets(run_dir, tokenizer)
     iters = config.resolved_iters(len(train_set), mean_tokens(train_set))
     prepare_model(model, config)
-    optimizer = _optimizer(config)
+    optimizer = _optimizer(config, iters)
     run = _Run(run_dir, config, iters, model, optimizer)
     resumed = resume and run.try_resume()
     if not resumed:

@@ -11,7 +11,7 @@ from adapters.jobs import refresh
 from adapters.training import augment
 from adapters.training.config import DataConfig, RefreshPolicy
 from adapters.training.dataset import make_snapshot
-from agent.llm.prompt import assemble, training_messages
+from agent.llm.prompt import PRIMER, assemble, training_messages
 from memory.records import Accepted
 
 SYSTEM = "You are Hearth."
@@ -28,6 +28,12 @@ def accepted(n: int) -> list[Accepted]:
 
 def memory(i: str, text: str) -> Any:
     return SimpleNamespace(id=i, text=text)
+
+
+def served_rows(rows: list[Accepted]) -> list[Accepted]:
+    """`rows` as the chat serves them: system prompt, primer, question."""
+    return [Accepted(r.message_id, assemble(SYSTEM, r.prompt_messages[-1]["content"]).messages,
+                     r.target, r.created_at) for r in rows]
 
 
 def test_rewrites_differ_from_the_question_and_keep_its_content() -> None:
@@ -75,7 +81,22 @@ def test_augmented_snapshot_weights_memories_holds_out_phrasings_and_keeps_prove
     assert full_rewrite.messages == training_messages(
         assemble(SYSTEM, full_rewrite.messages[-2]["content"]).messages,
         full_rewrite.messages[-1]["content"])
-    # the answers as asked keep the prompt they were served with, compact or not
+    # compact, the answers as asked are trained without the primer too, keeping their source;
+    # compact=False (or compact_asked=False) keeps the prompt they were served with
+    served = make_snapshot(served_rows(rows), 0.2, 4, memories=mems, data=DataConfig(),
+                           system_prompt=SYSTEM)
+    kept = make_snapshot(served_rows(rows), 0.2, 4, memories=mems,
+                         data=DataConfig(compact_asked=False), system_prompt=SYSTEM)
+    asked = {e.source: e.messages for e in served.train if e.kind == "asked"}
+    as_served = {e.source: e.messages for e in kept.train if e.kind == "asked"}
+    assert asked.keys() == as_served.keys() and len(asked) == served.counts()["asked"] > 40
+    for source, messages in as_served.items():
+        assert messages[1:1 + len(PRIMER)] == list(PRIMER)
+        assert asked[source] == [messages[0], *messages[1 + len(PRIMER):]]
+    # the gate's held-out answers keep their served prompt
+    assert [e.messages for e in served.valid] == [e.messages for e in kept.valid]
+    assert all(e.messages[1:1 + len(PRIMER)] == list(PRIMER) for e in served.valid)
+    # a prompt without the current primer (an older layout, a tiny test prompt) is kept whole
     assert [e.messages for e in snap.train if e.kind == "asked"] == \
         [e.messages for e in full.train if e.kind == "asked"]
     mem = next(e for e in snap.train if e.kind == "memory")

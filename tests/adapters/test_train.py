@@ -86,10 +86,13 @@ class Killed(Exception):
     pass
 
 
-def test_a_killed_run_resumes_from_its_checkpoint(tiny_model_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("schedule", [{}, {"lr_schedule": "cosine_decay", "warmup_steps": 2}])
+def test_a_killed_run_resumes_from_its_checkpoint(
+    tiny_model_dir: Path, tmp_path: Path, schedule: dict[str, Any]
+) -> None:
     import mlx.core as mx
 
-    config = TrainConfig(iters=8, **FAST)
+    config = TrainConfig(iters=8, **FAST, **schedule)
     whole = run_dir(tmp_path, name="whole")
     model, tok = load_tiny(tiny_model_dir)
     reference = train_adapter(model, tok, whole, config)
@@ -112,7 +115,12 @@ def test_a_killed_run_resumes_from_its_checkpoint(tiny_model_dir: Path, tmp_path
     assert not (broken / "checkpoint").exists()
     a, b = mx.load(str(reference.last_weights)), mx.load(str(resumed.last_weights))
     assert a.keys() == b.keys()
-    assert all(mx.allclose(a[k], b[k], atol=1e-5).item() for k in a)
+    assert all(mx.allclose(a[k], b[k], atol=1e-5).item() for k in a)  # the schedule went on
+    if schedule:  # ...and was used: a constant rate ends elsewhere
+        model, tok = load_tiny(tiny_model_dir)
+        flat = train_adapter(model, tok, run_dir(tmp_path, name="flat"), TrainConfig(iters=8, **FAST))
+        c = mx.load(str(flat.last_weights))
+        assert not all(mx.allclose(a[k], c[k], atol=1e-5).item() for k in a)
 
 
 def test_a_changed_config_does_not_resume_a_foreign_checkpoint(
