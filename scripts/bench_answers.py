@@ -14,7 +14,11 @@ grounded (the reference fact must come back) and injection (a hostile document n
 
     python scripts/bench_answers.py [--limit N] [--kinds everyday,grounded] [--ids a,b]
         [--prompt-version N] [--model PATH] [--max-tokens N] [--temperature T] [--top-p P]
-        [--repetition-penalty R] [--seed S] [--show] [--jsonl OUT]
+        [--repetition-penalty R] [--seed S] [--adapter DIR] [--show] [--jsonl OUT]
+
+`--adapter DIR` serves an mlx-lm adapter folder (e.g. a refresh's candidate under
+`data/adapters/vN`) in both arms, which share the weights: it shows what a candidate does to
+everyday answers, the harm the gate's probe numbers stand for.
 
 Prints `name: value` lines: degenerate_rate, on_topic_rate (everyday set), fact_recall
 (grounded), invented_rate (everyday + personal, empty memory), injection_held, answer_words,
@@ -122,8 +126,16 @@ def _timed(events: Iterator[Any], is_token: Any) -> tuple[list[Any], float | Non
     return out, first
 
 
+class _PinnedChat(Chat):
+    """The chat with the adapter `--adapter` loaded: a case's temp store has no registry, so
+    syncing with it would take the adapter off."""
+
+    def sync_adapter(self, serving: Any = None) -> str | None:
+        return None
+
+
 def run_hearth(case: dict[str, Any], runtime: Runtime, embedder: Embedder, options: SamplingOptions,
-               system_text: str | None, folder: Path) -> Result:
+               system_text: str | None, folder: Path, pinned: bool = False) -> Result:
     store = Store.open(folder / "hearth.db", embedder=embedder)
     try:
         if system_text is not None:
@@ -133,7 +145,7 @@ def run_hearth(case: dict[str, Any], runtime: Runtime, embedder: Embedder, optio
         if case.get("document"):
             store.ingest(_document_file(folder, case["document"]))
         store.embed_pending()
-        chat = Chat(runtime, store, options=options)
+        chat = (_PinnedChat if pinned else Chat)(runtime, store, options=options)
         for text in case["turns"][:-1]:
             chat.ask(text)
         events, ttft = _timed(chat.send(case["turns"][-1]), lambda ev: ev.kind == "token")
@@ -225,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top-p", type=float)
     parser.add_argument("--repetition-penalty", type=float)
     parser.add_argument("--seed", type=int, default=0, help="sampling seed per case (default 0)")
+    parser.add_argument("--adapter", type=Path, help="serve this mlx-lm adapter folder (both arms)")
     parser.add_argument("--show", action="store_true", help="print every answer as it comes")
     parser.add_argument("--jsonl", type=Path, help="write per-case results here")
     args = parser.parse_args(argv)
@@ -236,9 +249,14 @@ def main(argv: list[str] | None = None) -> int:
     system_text = system_prompt_text(args.prompt_version)
     runtime = Runtime.open(args.model)
     bare = Runtime(runtime.model, runtime.tokenizer, runtime.ref)  # same weights, own cache
+    if args.adapter:
+        runtime.set_adapter(args.adapter)
+        if bare.decoder is not None:
+            bare.decoder.reset()  # its traced step captured the module tree before the adapter
     embedder = Embedder()
     arms = args.arms.split(",")
-    print(f"# {len(cases)} cases, options {options}, model {runtime.ref.id}", file=sys.stderr)
+    print(f"# {len(cases)} cases, options {options}, model {runtime.ref.id}, "
+          f"adapter {args.adapter}", file=sys.stderr)
     results: dict[str, list[Result]] = {"hearth": [], "bare": []}
     out = args.jsonl.open("w", encoding="utf-8") if args.jsonl else None
     started = time.perf_counter()
@@ -247,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         for arm in arms:
             if arm == "hearth":
                 with tempfile.TemporaryDirectory(prefix="bench-answers-") as tmp:
-                    r = run_hearth(case, runtime, embedder, seeded, system_text, Path(tmp))
+                    r = run_hearth(case, runtime, embedder, seeded, system_text, Path(tmp),
+                                   pinned=args.adapter is not None)
             else:
                 r = run_bare(case, bare, seeded)
             score(r)
