@@ -10,7 +10,9 @@
 4. trains only with enough new accepted answers since the active adapter (or when forgotten
    rows invalidate it), resuming a killed run of the same data and settings;
 5. measures candidate and reference (active adapter, else base) with the shared evaluator,
-   asks the gate, and records the version, promoting it atomically when it passed.
+   asks the gate, and records the version, promoting it atomically when it passed; a best
+   candidate rejected only for general behaviour (personal gain met) steps back to the run's
+   earlier bests (`train.KEEP_EARLIER`), newest first, and the first that passes is the version.
 
 Every decision is appended to `logs/refresh.jsonl` (with training progress), which the TUI
 can tail. This module holds policy and orchestration; the parts live in dataset, train,
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -200,7 +203,8 @@ def plan_line(snapshot: Snapshot, new: int, latest: dict[str, Any] | None, confi
     steps, budget = config.plan(len(snapshot.train), snapshot.mean_tokens())
     return (f"plan: {len(snapshot)} accepted ({new} new {since}), {c['memories']} memories -> "
             f"{c['train']} training examples ({c['rewrite']} rewrites, {c['memory'] + c['repeat']} "
-            f"from memories), {c['valid']} held out, {c['quiz']} quiz phrasings; {steps} steps, "
+            f"from memories, {c['anchor']} everyday anchors), {c['valid']} held out, "
+            f"{c['quiz']} quiz phrasings; {steps} steps, "
             f"budget {budget}; training because: {why}")
 
 
@@ -350,7 +354,19 @@ def train_and_judge(store: Store, base: registry.Base, snapshot: Snapshot, confi
         trained = train_adapter(model, tokenizer, run_dir, config, progress=log)
         verdict, metrics = judge(store, base, model, tokenizer, snapshot, gate_config, log,
                                  trust_active)
-        metrics["train"] = {"best_val_loss": trained.best_val_loss, "best_step": trained.best_step,
+        chosen, chosen_step = trained.adapter_dir, trained.best_step
+        for earlier in trained.earlier if moved_too_far(verdict, gate_config) else []:
+            step = int(json.loads((earlier / "best.json").read_text())["step"])
+            log({"event": "step back", "step": step, "why": verdict.reason})
+            evaluate.use_adapter(model, earlier)
+            again, again_metrics = judge(store, base, model, tokenizer, snapshot, gate_config,
+                                         log, trust_active)
+            if again.promote:
+                again_metrics["stepped_back"] = {"from_step": trained.best_step, "to_step": step,
+                                                 "rejected": verdict.reason}
+                verdict, metrics, chosen, chosen_step = again, again_metrics, earlier, step
+                break
+        metrics["train"] = {"best_val_loss": trained.best_val_loss, "best_step": chosen_step,
                             "steps": trained.steps, "iters": trained.iters,
                             "stopped_early": trained.stopped_early,
                             "tokens_per_second": round(trained.tokens_per_second, 1)}
@@ -358,7 +374,7 @@ def train_and_judge(store: Store, base: registry.Base, snapshot: Snapshot, confi
                    "dataset_snapshot": snapshot.snapshot_id, "message_ids": snapshot.message_ids,
                    "memory_ids": snapshot.memory_ids, "examples": snapshot.counts(),
                    "hyperparams": config.to_dict(), "created_at": now_iso()}
-        folder = registry.write_folder(version, trained.adapter_dir, lineage)
+        folder = registry.write_folder(version, chosen, lineage)
         registry.record(store, version, folder, verdict.promote, verdict.word, verdict.reason,
                         metrics)
     except BaseException as exc:
@@ -367,6 +383,21 @@ def train_and_judge(store: Store, base: registry.Base, snapshot: Snapshot, confi
     files.remove_tree(run_dir)  # holds copies of the user's answers; the lineage stays
     status: RefreshStatus = "promoted" if verdict.promote else "rejected"
     return RefreshResult(status, f"{version} {status}: {verdict.reason}", version, verdict)
+
+
+def moved_too_far(verdict: Verdict, gate_config: GateConfig) -> bool:
+    """Rejected although the personal gain was there: the general checks failed, so an earlier,
+    less trained best of the same run may pass.
+
+    >>> from adapters.training.gate import Scores
+    >>> s = Scores(1.0, 4.0, n_valid=5)
+    >>> moved_too_far(Verdict(False, "probe", s, s, checks={"personal_gain": 0.7}), GateConfig())
+    True
+    >>> moved_too_far(Verdict(False, "gain", s, s, checks={"personal_gain": 0.01}), GateConfig())
+    False
+    """
+    return (not verdict.promote
+            and verdict.checks.get("personal_gain", -math.inf) >= gate_config.min_improvement)
 
 
 def _load(base: registry.Base) -> tuple[Any, Any]:

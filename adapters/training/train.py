@@ -6,7 +6,8 @@ run folder (see `adapters.training.dataset.Snapshot.write`), converts the top `n
 - mlx-lm's ChatDataset with `mask_prompt=True` (loss on the answer tokens only);
 - a TrainingCallback that reports progress to a hook and to `train.log` (JSON lines), writes a
   resumable checkpoint (adapter weights, optimizer state, step) every `steps_per_save` steps,
-  and keeps the best weights by validation loss in `best/`;
+  and keeps the best weights by validation loss in `best/` (the `KEEP_EARLIER` bests before
+  it in `earlier/<step>/`, for a gate that finds the best one moved too far from the base);
 - an `iterate_batches` wrapper that replays the seeded batch order (so a resumed run continues
   where the killed one stopped), stops the loop when patience runs out, and validates on every
   held-out example (mlx-lm's own batching would drop the remainder).
@@ -22,6 +23,7 @@ import contextlib
 import io
 import json
 import math
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +38,11 @@ from adapters.training.errors import AdapterError
 Progress = Callable[[dict[str, Any]], None]
 CHECKPOINT = "checkpoint"
 BEST = "best"
+EARLIER = "earlier"
+KEEP_EARLIER = 2
+"""Earlier best weights kept (newest first in `TrainResult.earlier`): a refresh whose best
+candidate the gate rejects for general behaviour tries these before giving up (measured on a
+refresh of 120 demo answers: the best, 2.5 passes, moved the probe NLL +21%)."""
 LOG = "train.log"
 FORMAT_VERSION = 1
 
@@ -61,6 +68,9 @@ class TrainResult:
     last_weights: Path | None = None
     """The weights after the last step taken (mlx-lm's own final save)."""
     history: list[dict[str, Any]] = field(default_factory=list)
+    earlier: list[Path] = field(default_factory=list)
+    """Adapter folders of the bests before `adapter_dir`, newest first (see `KEEP_EARLIER`);
+    each holds `best.json` with its step and validation loss."""
 
     @property
     def tokens_per_second(self) -> float:
@@ -180,10 +190,28 @@ class _Run:
 
     def save_best(self) -> None:
         best = self.dir / BEST
+        if (best / "best.json").exists():
+            self._keep_as_earlier(best)
         best.mkdir(exist_ok=True)
         files.save_safetensors_atomic(best / "adapters.safetensors", self.weights())
         files.write_json_atomic(best / "adapter_config.json", adapter_config(self.config))
         files.write_json_atomic(best / "best.json", {"step": self.best_step, "val_loss": self.best_loss})
+
+    def _keep_as_earlier(self, best: Path) -> None:
+        """Copy the previous best to `earlier/<step>` (not step 0: the untrained start), then
+        keep the newest `KEEP_EARLIER`. A copy, so a crash in between leaves `best/` whole."""
+        step = int(json.loads((best / "best.json").read_text())["step"])
+        if step <= 0:
+            return
+        earlier = self.dir / EARLIER
+        earlier.mkdir(exist_ok=True)
+        partial = earlier / "partial"
+        files.remove_tree(partial, within=self.dir)
+        shutil.copytree(best, partial)
+        files.remove_tree(earlier / f"{step:06d}", within=self.dir)
+        partial.rename(earlier / f"{step:06d}")
+        for old in earlier_bests(self.dir)[KEEP_EARLIER:]:
+            files.remove_tree(old, within=self.dir)
 
     def save_checkpoint(self, step: int) -> None:
         from mlx.utils import tree_flatten  # lazy: imports MLX
@@ -216,6 +244,14 @@ class _Run:
         self.best_loss, self.best_step = state["best_loss"], int(state["best_step"])
         self.bad_evals = int(state["bad_evals"])
         return True
+
+
+def earlier_bests(run_dir: Path) -> list[Path]:
+    """The earlier best adapter folders of a run, newest first."""
+    folder = run_dir / EARLIER
+    found = [p for p in folder.iterdir() if p.name.isdigit() and (p / "best.json").exists()
+             ] if folder.is_dir() else []
+    return sorted(found, key=lambda p: p.name, reverse=True)
 
 
 def mean_tokens(dataset: Any) -> float:
@@ -275,6 +311,7 @@ def train_adapter(
     if not resumed:
         files.remove_tree(run_dir / LOG, within=run_dir)
         files.remove_tree(run_dir / BEST, within=run_dir)
+        files.remove_tree(run_dir / EARLIER, within=run_dir)
     callback = _Callback(run, progress)
     callback.emit({"event": "start", "step": run.offset, "total": iters, "resumed": resumed,
                    "n_train": len(train_set), "n_valid": len(valid_set)})
@@ -308,7 +345,7 @@ def train_adapter(
     last = run_dir / "last.safetensors"
     result = TrainResult(best, run.best_loss, run.best_step, steps, iters, run.stop.stop,
                          run.offset if resumed else 0, run.train_tokens, run.train_seconds,
-                         last if last.exists() else None, run.history)
+                         last if last.exists() else None, run.history, earlier_bests(run_dir))
     callback.emit({"event": "done", "step": steps, "total": iters, "best_step": run.best_step,
                    "best_val_loss": run.best_loss, "stopped_early": run.stop.stop,
                    "tokens_per_second": round(result.tokens_per_second, 1)})

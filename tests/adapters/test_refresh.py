@@ -131,3 +131,34 @@ def test_the_apps_gauge_and_the_refresh_count_alike(store: Any, tiny_model_dir: 
     assert result.status == "up_to_date" and result.reason == gauge.reason
     assert (result.counts["accepted"], result.counts["new"]) == (gauge.count, gauge.new)
     assert services.cold_start_summary(gauge) == "Accepted answers 24: 2 new since v2 (5 retrain it)"
+
+
+def test_a_best_that_moved_too_far_steps_back_to_an_earlier_best(
+        store: Any, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real run and gate, with the KL limit set just under the best candidate's own KL: the
+    best is rejected for general behaviour, and the earlier, less trained best that passes is
+    what gets recorded and promoted."""
+    from adapters.training import gate as gate_module
+    from adapters.training.train import load_arrays
+
+    seed(store, pairs(24))
+    real_decide, seen = gate_module.decide, []
+
+    def decide(candidate: Any, reference: Any, config: GateConfig, base_probe: Any = None) -> Any:
+        seen.append(candidate.probe_kl)
+        config = GateConfig.from_dict({**config.to_dict(), "max_probe_kl": seen[0] * 0.999})
+        return real_decide(candidate, reference, config, base_probe)
+
+    monkeypatch.setattr(gate_module, "decide", decide)
+    config = TrainConfig.from_dict({**FAST.to_dict(), "iters": 12, "steps_per_eval": 3})
+    result = refresh.refresh(store, tiny_model_dir, QUIET, config, LENIENT)
+    assert result.status == "promoted", result.reason
+    assert len(seen) >= 2 and seen[-1] < seen[0]  # the first judged is the best, rejected
+    row = store.active_adapter()
+    back = row["metrics"]["stepped_back"]
+    assert back["to_step"] < back["from_step"] and "probe KL" in back["rejected"]
+    assert row["metrics"]["train"]["best_step"] == back["to_step"]
+    logged = [json.loads(x) for x in refresh.log_path().read_text().splitlines()]
+    assert any(e.get("event") == "step back" for e in logged)
+    served = load_arrays(Path(row["path"]) / "adapters.safetensors")
+    assert served and all(float(abs(v).sum()) > 0 for k, v in served.items() if "lora_b" in k)
