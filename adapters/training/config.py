@@ -234,6 +234,16 @@ class DataConfig(_FromDict):
     quiz is scored on the served prompt, primer included). Every example is then ~54 tokens
     on the demo persona: 2 passes fit in 687 s at load 3 (quiz 14/28), where with the
     primer kept on the answers as asked 0.8 pass fit in 720 s (quiz 9/28)."""
+    anchor_share: float = 0.15
+    """Everyday questions not about the user, with plain correct answers
+    (`adapters/data/anchors.jsonl`, none of them in the gate's probe or in bench_answers.py),
+    repeated until they make up about this share of the training examples (0: none). Without
+    them the adapter learns that every question is answered with the user's facts: a refresh of
+    120 demo answers (2.5 passes) answered "How do I make a cup of tea?" with "Aye, love:
+    lapsang souchong." and stayed on topic on 24% of bench_answers' everyday questions (base
+    95%); the gate rejected it (probe NLL +21%)."""
+    max_anchor_repeat: int = 4
+    """...but no anchor is trained more than this many times."""
     quiz_size: int = 32
     """Held-out phrasings of trained facts (one per source, not trained on) that the trainer
     validates on: early stopping watches whether the facts are recalled in new words."""

@@ -17,7 +17,9 @@ system prompt), plus the target (`agent.llm.prompt.training_messages`); with
 `DataConfig.compact` (the default) the generated examples leave out the fixed primer, which
 is most of their tokens and teaches no fact; with `DataConfig.compact_asked` (the default)
 so do the answers as asked (`without_primer`; the held-out answers keep the served prompt,
-which is what the gate scores). Every example keeps its `source` ("message:ID" or "memory:ID"): forgetting the source removes all its examples from
+which is what the gate scores); with `DataConfig.anchor_share` everyday questions not about
+the user, with plain answers, keep general questions answered as the base answers them.
+Every example keeps its `source` ("message:ID" or "memory:ID"): forgetting the source removes all its examples from
 the next snapshot, since they are rebuilt from what the store still holds.
 
 This module does not read the database (callers pass `Store.accepted_examples()` and
@@ -80,7 +82,8 @@ class Example:
     source: str | None = None
     """Provenance: "message:ID" or "memory:ID" (None: a file's example)."""
     kind: str = "asked"
-    """asked (as stored), rewrite (another phrasing), memory (from a memory), repeat (a copy)."""
+    """asked (as stored), rewrite (another phrasing), memory (from a memory), anchor (an
+    everyday question not about the user), repeat (a copy)."""
 
     @property
     def position(self) -> float:
@@ -123,7 +126,7 @@ class Snapshot:
     def counts(self) -> dict[str, int]:
         """Training examples by kind, plus the held-out and quiz sizes."""
         out = {k: sum(1 for e in self.train if e.kind == k)
-               for k in ("asked", "rewrite", "memory", "repeat")}
+               for k in ("asked", "rewrite", "memory", "repeat", "anchor")}
         return {**out, "train": len(self.train), "valid": len(self.valid), "quiz": len(self.quiz),
                 "memories": len(self.memory_ids)}
 
@@ -277,6 +280,19 @@ def memory_examples(memories: Iterable[MemoryLike], n: int, serve: Serve, assemb
     return out
 
 
+ANCHORS = Path(__file__).resolve().parent.parent / "data" / "anchors.jsonl"
+
+
+def anchor_examples(serve: Serve, assemble: Assemble, system: str) -> list[Example]:
+    """The shipped everyday questions with plain answers (`DataConfig.anchor_share`), served as
+    the chat serves a question; source "anchor:N" (they hold no user data)."""
+    out = []
+    for i, line in enumerate(ANCHORS.read_text(encoding="utf-8").splitlines()):
+        question, answer = (m["content"] for m in json.loads(line)["messages"])
+        out.append(_generated(f"anchor:{i}", "anchor", assemble(serve(system, question), answer)))
+    return out
+
+
 def _repeats(examples: Sequence[Example], want: int) -> list[Example]:
     """`want` extra copies of `examples` in turn, each with its own hash (a training weight)."""
     out = []
@@ -362,6 +378,15 @@ def _augment(train: list[Example], memories: list[MemoryLike], data: DataConfig,
         need = (s * (len(out) + len(mem_train)) - len(mem_train)) / (1 - s)
         want = min(int(need + 0.5), len(mem_train) * (data.max_memory_repeat - 1))
         mem_train += _repeats(mem_train, max(0, want))
+    anchors = anchor_examples(serve, assemble, system) if data.anchor_share > 0 else []
+    if anchors:  # share a of the total: k = a * (n + k)  =>  k = a * n / (1 - a)
+        a = min(data.anchor_share, 0.5)
+        want = int(a * (len(out) + len(mem_train)) / (1 - a) + 0.5)
+        want = min(want, len(anchors) * data.max_anchor_repeat)
+        extra = _repeats(anchors, max(0, want - len(anchors)))
+        anchors = anchors[:want] + [Example(e.messages, e.hash, None, e.source, "anchor")
+                                    for e in extra]
+    mem_train += anchors
     quiz = sorted(_unique(quiz_pool), key=lambda e: e.position)[: data.quiz_size]
     used = sorted({e.source.split(":", 1)[1] for g in per_memory for e in g if e.source})
     trained = {e.hash for e in out}

@@ -122,3 +122,29 @@ def test_forgetting_a_source_removes_every_example_made_from_it(store: Any) -> N
     assert f"memory:{kept}" in left and after.memory_ids == [kept]
     assert not any("Rusty" in m["content"] for e in after.train + after.quiz for m in e.messages)
     assert after.snapshot_id != before.snapshot_id
+
+
+def test_everyday_anchors_take_their_share_hold_no_user_data_and_stay_out_of_the_gates_sets() -> None:
+    import json
+    from pathlib import Path
+
+    from adapters.training.dataset import ANCHORS
+
+    rows = accepted(60)
+    snap = make_snapshot(rows, 0.2, 4, data=DataConfig(), system_prompt=SYSTEM)
+    anchors = [e for e in snap.train if e.kind == "anchor"]
+    assert 0.12 <= len(anchors) / len(snap.train) <= 0.18
+    assert all(e.source and e.source.startswith("anchor:") and e.message_id is None for e in anchors)
+    assert not {e.source for e in anchors} & {e.source for e in snap.valid + snap.quiz}
+    assert anchors[0].messages[0]["content"] == SYSTEM and len(anchors[0].messages) == 3  # compact
+    none = make_snapshot(rows, 0.2, 4, data=DataConfig(anchor_share=0), system_prompt=SYSTEM)
+    assert none.counts()["anchor"] == 0 and none.snapshot_id != snap.snapshot_id
+
+    def questions(path: Path, pick: Any) -> set[str]:
+        return {pick(json.loads(line)).strip().lower() for line in path.read_text().splitlines()}
+
+    root = Path(__file__).resolve().parents[2]
+    mine = questions(ANCHORS, lambda r: r["messages"][0]["content"])
+    probe = questions(root / "adapters" / "data" / "probe.jsonl", lambda r: r["messages"][0]["content"])
+    bench = questions(root / "agent" / "data" / "answer_bench.jsonl", lambda r: r["turns"][-1])
+    assert len(mine) == 40 and not mine & probe and not mine & bench
