@@ -18,6 +18,7 @@ model is returned to the bare base afterwards. It does not print or draw (`repor
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -26,8 +27,8 @@ from typing import Any
 
 from adapters.eval import CONDITIONS, context, measure, quiz, stats
 from adapters.eval.data import Item, Split, limit
-from adapters.training import dataset
-from adapters.training.config import DataConfig, RefreshPolicy, TrainConfig
+from adapters.training import dataset, gate
+from adapters.training.config import DataConfig, GateConfig, RefreshPolicy, TrainConfig
 from adapters.training.errors import AdapterError
 from adapters.training.evaluate import (
     mean_kl,
@@ -64,6 +65,8 @@ class ExperimentConfig:
     """How the training part is augmented, as `hearth refresh` does (None: as asked only)."""
     quiz: list[Any] = field(default_factory=list)
     """Fact-quiz questions (`adapters.eval.quiz.Question`) asked under every condition."""
+    gate: GateConfig = field(default_factory=GateConfig)
+    """The gate whose verdict on the adapter is reported (`hearth refresh`'s defaults)."""
     inner_valid_fraction: float = 0.0
     """Share of the training part the trainer validates on (best checkpoint, early stopping).
     Refresh holds out 20%; here the trainer only needs a sanity check before and after
@@ -251,9 +254,24 @@ def run_experiment(
     if base_logprobs is not None:
         meta["probe_kl"] = mean_kl(base_logprobs, adapter_logprobs)
         meta["probe_median_kl"] = median_kl(base_logprobs, adapter_logprobs)
+        meta["gate"] = gate_verdict(summaries, meta["probe_kl"], config)
     if config.quiz:
         meta["quiz"] = quiz_results(config.quiz, quizzed, config)
     return Results(summaries, _items(heldout, prompts, scored), meta)
+
+
+def gate_verdict(summaries: dict[str, Any], probe_kl: float, config: ExperimentConfig
+                 ) -> dict[str, Any]:
+    """Would `hearth refresh`'s gate promote this adapter over the base? Its `decide` on this
+    run's numbers: held-out answer NLL, probe NLL and divergence (the eval trains without the
+    gate, so a candidate it would reject is shown, not hidden)."""
+    base, adapter = summaries["base"], summaries["adapter"]
+    verdict = gate.decide(
+        gate.Scores(adapter.nll, adapter.probe_nll or math.nan, n_valid=adapter.n,
+                    label="adapter", probe_kl=probe_kl),
+        gate.Scores(base.nll, base.probe_nll or math.nan, n_valid=base.n, label="base"),
+        config.gate, base.probe_nll)
+    return {"promote": verdict.promote, "reason": verdict.reason}
 
 
 def quiz_results(questions: Sequence[Any], scored: dict[str, list[measure.Scored]],

@@ -99,6 +99,8 @@ def footnote(results: Results) -> str:
         "probe NLL measures the weights (retrieval leaves it unchanged)"
         + (f"; the adapter's divergence from the base on the probe (the gate's KL): "
            f"{fmt(m['probe_kl'], 4)} nats/token." if m.get("probe_kl") is not None else ".")
+        + (f" `hearth refresh`'s gate would {'promote' if m['gate']['promote'] else 'reject'} "
+           f"this adapter ({m['gate']['reason']})." if m.get("gate") else "")
     )
 
 

@@ -138,3 +138,18 @@ def test_fork_gives_independent_caches(tiny_runtime: Any) -> None:
     tiny_runtime.model(mx.array([[1, 2, 3]]), cache=b)
     assert np.allclose(np.array(b[0].keys[..., :4, :]), before)
     assert not math.isnan(float(a[0].keys.sum().item()))
+
+
+def test_the_report_says_what_refreshs_gate_would_do_with_the_adapter() -> None:
+    from adapters.eval.experiment import ExperimentConfig, gate_verdict
+    from adapters.eval.stats import Summary
+
+    def summaries(adapter_probe: float) -> dict[str, Summary]:
+        return {"base": Summary(5.4, 0.05, 0.05, 0.07, 12, 300, 3.258),
+                "adapter": Summary(2.1, 0.45, 0.44, 0.2, 12, 300, adapter_probe)}
+
+    harmed = gate_verdict(summaries(4.539), 5.05, ExperimentConfig())
+    assert not harmed["promote"] and "general probe regressed 39.3%" in harmed["reason"]
+    fine = gate_verdict(summaries(3.4), 3.1, ExperimentConfig())
+    assert fine["promote"] and "probe KL 3.100" in fine["reason"]
+    assert not gate_verdict(summaries(3.4), 5.2, ExperimentConfig())["promote"]  # KL alone
