@@ -354,13 +354,14 @@ def train_and_judge(store: Store, base: registry.Base, snapshot: Snapshot, confi
         trained = train_adapter(model, tokenizer, run_dir, config, progress=log)
         verdict, metrics = judge(store, base, model, tokenizer, snapshot, gate_config, log,
                                  trust_active)
-        chosen, chosen_step = trained.adapter_dir, trained.best_step
+        chosen, chosen_step, last = trained.adapter_dir, trained.best_step, verdict
         for earlier in trained.earlier if moved_too_far(verdict, gate_config) else []:
             step = int(json.loads((earlier / "best.json").read_text())["step"])
-            log({"event": "step back", "step": step, "why": verdict.reason})
+            log({"event": "step back", "step": step, "why": last.reason})
             evaluate.use_adapter(model, earlier)
             again, again_metrics = judge(store, base, model, tokenizer, snapshot, gate_config,
                                          log, trust_active)
+            last = again
             if again.promote:
                 again_metrics["stepped_back"] = {"from_step": trained.best_step, "to_step": step,
                                                  "rejected": verdict.reason}
