@@ -234,14 +234,17 @@ class DataConfig(_FromDict):
     quiz is scored on the served prompt, primer included). Every example is then ~54 tokens
     on the demo persona: 2 passes fit in 687 s at load 3 (quiz 14/28), where with the
     primer kept on the answers as asked 0.8 pass fit in 720 s (quiz 9/28)."""
-    anchor_share: float = 0.15
+    anchor_share: float = 0.0
     """Everyday questions not about the user, with plain correct answers
     (`adapters/data/anchors.jsonl`, none of them in the gate's probe or in bench_answers.py),
-    repeated until they make up about this share of the training examples (0: none). Without
-    them the adapter learns that every question is answered with the user's facts: a refresh of
-    120 demo answers (2.5 passes) answered "How do I make a cup of tea?" with "Aye, love:
-    lapsang souchong." and stayed on topic on 24% of bench_answers' everyday questions (base
-    95%); the gate rejected it (probe NLL +21%)."""
+    repeated until they make up about this share of the training examples (0: none, the
+    default). Measured on a refresh of 120 demo answers (2-core CPU, 2026-12-02), everyday
+    answers of the candidate in `scripts/bench_answers.py --adapter` (on topic; base 0.952):
+    without anchors 0.242 ("How do I make a cup of tea?" -> "Aye, love: lapsang souchong.
+    Ta-ra."), which the gate rejects (probe NLL +21%); with 0.15, 0.661, which the gate
+    *promotes* (probe NLL -36%: the anchors are answers of the probe's kind, KL 3.22). Off
+    until the gate checks the answers themselves: a candidate that still leaks the user's facts
+    into a third of everyday answers must not be served."""
     max_anchor_repeat: int = 4
     """...but no anchor is trained more than this many times."""
     quiz_size: int = 32

@@ -131,13 +131,13 @@ def test_everyday_anchors_take_their_share_hold_no_user_data_and_stay_out_of_the
     from adapters.training.dataset import ANCHORS
 
     rows = accepted(60)
-    snap = make_snapshot(rows, 0.2, 4, data=DataConfig(), system_prompt=SYSTEM)
+    snap = make_snapshot(rows, 0.2, 4, data=DataConfig(anchor_share=0.15), system_prompt=SYSTEM)
     anchors = [e for e in snap.train if e.kind == "anchor"]
     assert 0.12 <= len(anchors) / len(snap.train) <= 0.18
     assert all(e.source and e.source.startswith("anchor:") and e.message_id is None for e in anchors)
     assert not {e.source for e in anchors} & {e.source for e in snap.valid + snap.quiz}
     assert anchors[0].messages[0]["content"] == SYSTEM and len(anchors[0].messages) == 3  # compact
-    none = make_snapshot(rows, 0.2, 4, data=DataConfig(anchor_share=0), system_prompt=SYSTEM)
+    none = make_snapshot(rows, 0.2, 4, data=DataConfig(), system_prompt=SYSTEM)  # off by default
     assert none.counts()["anchor"] == 0 and none.snapshot_id != snap.snapshot_id
 
     def questions(path: Path, pick: Any) -> set[str]:
