@@ -142,6 +142,9 @@ def _bar() -> Any:
             bar.clear()
         if event.get("event") == "evaluate":
             print(f"evaluating {event.get('what')}...", file=sys.stderr)
+        if event.get("event") == "step back":
+            print(f"not this one ({str(event.get('why', '')).split(';')[0]}); trying the run's "
+                  f"earlier best, step {event.get('step')}", file=sys.stderr)
         _print_plan(event)
 
     return update

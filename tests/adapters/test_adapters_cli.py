@@ -109,3 +109,13 @@ def test_imported_answers_are_not_chatting_and_refresh_says_its_plan(
         again.add_message(conv, "user", "hello")
     assert main(["--model", str(tiny_model_dir), "refresh", "--quiet"]) == 0
     assert "skipped: you chatted 0 min ago" in capsys.readouterr().out
+
+
+def test_refresh_says_when_it_steps_back(capsys: pytest.CaptureFixture[str]) -> None:
+    from agent.cli.adapters_cmds import _bar
+
+    _bar()({"event": "step back", "step": 179,
+            "why": "general probe regressed 21.2% > allowed 15.0%; personal NLL 5.190 -> 1.474"})
+    err = capsys.readouterr().err.strip()
+    assert err == ("not this one (general probe regressed 21.2% > allowed 15.0%); trying the "
+                   "run's earlier best, step 179")
