@@ -260,7 +260,7 @@ def run_experiment(
     return Results(summaries, _items(heldout, prompts, scored), meta)
 
 
-def gate_verdict(summaries: dict[str, Any], probe_kl: float, config: ExperimentConfig
+def gate_verdict(summaries: dict[str, stats.Summary], probe_kl: float, config: ExperimentConfig
                  ) -> dict[str, Any]:
     """Would `hearth refresh`'s gate promote this adapter over the base? Its `decide` on this
     run's numbers: held-out answer NLL, probe NLL and divergence (the eval trains without the

@@ -78,7 +78,7 @@ def _run(store: Any, model: Any, config: PreferenceConfig, gate_config: GateConf
         load_into(net, sft_folder / "adapters.safetensors")
         result = train_dpo(net, tokenizer, pairs, run_dir, sft_config, config)
         log({"event": "dpo", "first_loss": result.first_loss, "last_loss": result.last_loss})
-        verdict, metrics = judge(store, base, net, tokenizer, snapshot, gate_config, log)
+        verdict, metrics, _ = judge(store, base, net, tokenizer, snapshot, gate_config, log)
         metrics["preference"] = {"pairs": len(pairs), "first_loss": result.first_loss,
                                  "last_loss": result.last_loss, "on_top_of": active["id"]}
         lineage = {"base_model_id": base.id, "base_checksum": base.checksum,

@@ -352,15 +352,15 @@ def train_and_judge(store: Store, base: registry.Base, snapshot: Snapshot, confi
     try:
         model, tokenizer = _load(base)
         trained = train_adapter(model, tokenizer, run_dir, config, progress=log)
-        verdict, metrics = judge(store, base, model, tokenizer, snapshot, gate_config, log,
-                                 trust_active)
+        verdict, metrics, reference = judge(store, base, model, tokenizer, snapshot,
+                                            gate_config, log, trust_active)
         chosen, chosen_step, last = trained.adapter_dir, trained.best_step, verdict
         for earlier in trained.earlier if moved_too_far(verdict, gate_config) else []:
             step = int(json.loads((earlier / "best.json").read_text())["step"])
             log({"event": "step back", "step": step, "why": last.reason})
             evaluate.use_adapter(model, earlier)
-            again, again_metrics = judge(store, base, model, tokenizer, snapshot, gate_config,
-                                         log, trust_active)
+            again, again_metrics, _ = judge(store, base, model, tokenizer, snapshot, gate_config,
+                                            log, trust_active, reference)
             last = again
             if again.promote:
                 again_metrics["stepped_back"] = {"from_step": trained.best_step, "to_step": step,
@@ -411,15 +411,40 @@ def _load(base: registry.Base) -> tuple[Any, Any]:
                            "run `hearth doctor`") from exc
 
 
+@dataclass
+class Reference:
+    """What a candidate is judged against, measured once per refresh: the reference's scores
+    (active adapter, else base), the base's probe NLL and its probe log-probs (for the KL)."""
+
+    scores: gate.Scores
+    base_probe: float
+    base_logprobs: Any
+
+
 def judge(store: Store, base: registry.Base, model: Any, tokenizer: Any, snapshot: Snapshot,
-          gate_config: GateConfig, log: _Log, trust_active: bool = True
-          ) -> tuple[Verdict, dict[str, Any]]:
-    """Measure the trained candidate (loaded in `model`) and its reference; ask the gate."""
+          gate_config: GateConfig, log: _Log, trust_active: bool = True,
+          reference: Reference | None = None) -> tuple[Verdict, dict[str, Any], Reference]:
+    """Measure the candidate (loaded in `model`) and, unless `reference` is given (a step back
+    in the same refresh), its reference; ask the gate. `model` is left serving the reference
+    when it was measured here, else the candidate."""
 
     valid = [e.messages for e in snapshot.valid]
     log({"event": "evaluate", "what": "candidate"})
     candidate = gate.measure(model, tokenizer, valid, "candidate")
     candidate_logprobs = evaluate.probe_logprobs(model, tokenizer)
+    if reference is None:
+        reference = _measure_reference(store, base, model, tokenizer, valid, log, trust_active)
+    kl = evaluate.mean_kl(reference.base_logprobs, candidate_logprobs)
+    del candidate_logprobs
+    candidate = replace(candidate, probe_kl=kl)
+    verdict = gate.decide(candidate, reference.scores, gate_config, reference.base_probe)
+    log({"event": "verdict", "promote": verdict.promote, "reason": verdict.reason})
+    metrics = {**verdict.to_dict(), "probe": evaluate.probe_digest()}
+    return verdict, metrics, reference
+
+
+def _measure_reference(store: Store, base: registry.Base, model: Any, tokenizer: Any,
+                       valid: list[evaluate.Messages], log: _Log, trust_active: bool) -> Reference:
     reference_dir, problems = registry.serving_path(store, base.checksum)
     if not trust_active:
         reference_dir = None
@@ -428,23 +453,18 @@ def judge(store: Store, base: registry.Base, model: Any, tokenizer: Any, snapsho
     log({"event": "evaluate", "what": reference_dir.name if reference_dir else "base"})
     base_probe = _cached_base_probe(store, base)
     evaluate.use_adapter(model, None)
-    kl = evaluate.mean_kl(evaluate.probe_logprobs(model, tokenizer), candidate_logprobs)
-    del candidate_logprobs
-    candidate = replace(candidate, probe_kl=kl)
+    base_logprobs = evaluate.probe_logprobs(model, tokenizer)
     if base_probe is None:
         base_probe = evaluate.probe_nll(model, tokenizer).mean
         store.set_setting(BASE_PROBE_KEY, {"checksum": base.checksum, "nll": base_probe,
                                            "probe": evaluate.probe_digest()})
     if reference_dir is None:
-        reference = gate.measure(model, tokenizer, valid, "base", probe=base_probe)
+        scores = gate.measure(model, tokenizer, valid, "base", probe=base_probe)
     else:
         evaluate.use_adapter(model, reference_dir)
-        reference = gate.measure(model, tokenizer, valid, reference_dir.name,
-                                 probe=_recorded_probe(store, reference_dir.name))
-    verdict = gate.decide(candidate, reference, gate_config, base_probe)
-    log({"event": "verdict", "promote": verdict.promote, "reason": verdict.reason})
-    metrics = {**verdict.to_dict(), "probe": evaluate.probe_digest()}
-    return verdict, metrics
+        scores = gate.measure(model, tokenizer, valid, reference_dir.name,
+                              probe=_recorded_probe(store, reference_dir.name))
+    return Reference(scores, base_probe, base_logprobs)
 
 
 def settings(store: Store) -> tuple[TrainConfig, GateConfig, RefreshPolicy]:

@@ -34,6 +34,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -280,17 +281,21 @@ def memory_examples(memories: Iterable[MemoryLike], n: int, serve: Serve, assemb
     return out
 
 
-ANCHORS = Path(__file__).resolve().parent.parent / "data" / "anchors.jsonl"
+ANCHORS_FILE = "anchors.jsonl"
+
+
+def anchor_pairs() -> list[tuple[str, str]]:
+    """The shipped everyday (question, plain answer) pairs (adapters/data/anchors.jsonl)."""
+    text = resources.files("adapters").joinpath("data", ANCHORS_FILE).read_text(encoding="utf-8")
+    pairs = [[m["content"] for m in json.loads(line)["messages"]] for line in text.splitlines()]
+    return [(q, a) for q, a in pairs]
 
 
 def anchor_examples(serve: Serve, assemble: Assemble, system: str) -> list[Example]:
-    """The shipped everyday questions with plain answers (`DataConfig.anchor_share`), served as
-    the chat serves a question; source "anchor:N" (they hold no user data)."""
-    out = []
-    for i, line in enumerate(ANCHORS.read_text(encoding="utf-8").splitlines()):
-        question, answer = (m["content"] for m in json.loads(line)["messages"])
-        out.append(_generated(f"anchor:{i}", "anchor", assemble(serve(system, question), answer)))
-    return out
+    """`anchor_pairs` (`DataConfig.anchor_share`) served as the chat serves a question;
+    source "anchor:N" (they hold no user data)."""
+    return [_generated(f"anchor:{i}", "anchor", assemble(serve(system, q), a))
+            for i, (q, a) in enumerate(anchor_pairs())]
 
 
 def _repeats(examples: Sequence[Example], want: int) -> list[Example]:

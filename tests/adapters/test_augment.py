@@ -128,7 +128,7 @@ def test_everyday_anchors_take_their_share_hold_no_user_data_and_stay_out_of_the
     import json
     from pathlib import Path
 
-    from adapters.training.dataset import ANCHORS
+    from adapters.training.dataset import anchor_pairs
 
     rows = accepted(60)
     snap = make_snapshot(rows, 0.2, 4, data=DataConfig(anchor_share=0.15), system_prompt=SYSTEM)
@@ -144,7 +144,7 @@ def test_everyday_anchors_take_their_share_hold_no_user_data_and_stay_out_of_the
         return {pick(json.loads(line)).strip().lower() for line in path.read_text().splitlines()}
 
     root = Path(__file__).resolve().parents[2]
-    mine = questions(ANCHORS, lambda r: r["messages"][0]["content"])
+    mine = {q.strip().lower() for q, _ in anchor_pairs()}
     probe = questions(root / "adapters" / "data" / "probe.jsonl", lambda r: r["messages"][0]["content"])
     bench = questions(root / "agent" / "data" / "answer_bench.jsonl", lambda r: r["turns"][-1])
     assert len(mine) == 40 and not mine & probe and not mine & bench
